@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from explainer import cli, notebooks
@@ -34,3 +35,23 @@ def test_run_rejects_unknown_parameters(tmp_path, capsys):
 def test_run_rejects_unknown_profile(tmp_path):
     with pytest.raises(ValueError, match="Unknown profile"):
         notebooks.run_notebooks("huge", out=tmp_path)
+
+
+def test_cloak_a_real_photo_and_fail_cleanly_on_bad_ones(lfw_path, tmp_path, capsys):
+    from PIL import Image
+    photo = lfw_path / "Tony_Blair" / "Tony_Blair_0001.jpg"
+    (tmp_path / "text.jpg").write_text("not an image")
+    Image.new("RGB", (200, 200), (120, 130, 140)).save(tmp_path / "flat.png")
+    out = tmp_path / "out"
+    code = cli.main(["cloak", str(photo), str(tmp_path / "text.jpg"), str(tmp_path / "flat.png"),
+                     "--attack", "fawkes-v1.0", "--mode", "low", "--out", str(out)])
+    assert code == 1  # some photos failed, the others went on
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.startswith("explainer cloak")]
+    assert len(err) == 2 and "no face" in err[1] and "Traceback" not in stderr
+    (saved,) = out.glob("*.png")
+    original = np.asarray(Image.open(photo).convert("RGB"), dtype=int)
+    cloaked = np.asarray(Image.open(saved), dtype=int)
+    assert cloaked.shape == original.shape
+    diff = np.abs(cloaked - original)
+    assert 0 < diff.max() <= 16  # 15/255 bound, plus rounding of the resized perturbation

@@ -116,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
     r.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", help="extra notebook parameter")
     r.add_argument("--no-html", action="store_true")
+    c = sub.add_parser("cloak", help="cloak your own photos, like the Fawkes command line")
+    c.add_argument("photos", nargs="+", metavar="PHOTO")
+    c.add_argument("--attack", default="fawkes-v1.0", choices=["fawkes-v0.3", "fawkes-v1.0", "lowkey"])
+    c.add_argument("--mode", default=None, help="attack mode (default: high; LowKey has one setting)")
+    c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files")
+    c.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -137,7 +143,34 @@ def main(argv: list[str] | None = None) -> int:
             print(f"explainer run: {exc}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "cloak":
+        return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed)
     return 1
+
+
+def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0) -> int:
+    """Cloak each photo into ``out``; a bad photo gets one line on stderr and the others go on.
+
+    Exit code 0 when every photo was cloaked, 1 when some were not.
+    """
+    from PIL import Image
+
+    from .attacks import PhotoError, cloak_photo
+    failed = 0
+    for photo in photos:
+        try:
+            cloaked, result, face = cloak_photo(photo, attack, mode, seed=seed, progress=True)
+        except PhotoError as exc:
+            print(f"explainer cloak: {photo}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{Path(photo).stem}_cloaked.png"
+        Image.fromarray(cloaked).save(target)
+        note = f" ({face.n_faces} faces found, cloaked the largest)" if face.n_faces > 1 else ""
+        print(f"{photo} -> {target}: {attack} {result.mode}, DSSIM {result.dssim[0]:.4f}, "
+              f"L-inf {result.linf[0] * 255:.0f}/255{note}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -192,3 +192,28 @@ def align_faceset(faces, method: str | None = None, cache=None, progress: bool =
         return {"canvases": canvases, "ok": ok}
 
     return cache.get_or_compute("aligned", [method, CANVAS, CANVAS_SCALE, faces.images], compute)["canvases"]
+
+
+def paste_perturbation(photo: np.ndarray, face: AlignedFace, cloaked_canvas: np.ndarray) -> np.ndarray:
+    """Carry a canvas's cloak back into the full-resolution photo (what the Fawkes CLI saves).
+
+    The perturbation (cloaked - original canvas) is resized to the canvas box in photo pixels,
+    added where the box overlaps the photo, and rounded to 8 bits. A grayscale photo stays
+    grayscale (the mean of the perturbation's channels is used).
+    """
+    gray = photo.ndim == 2
+    rgb = to_rgb(photo).astype(np.float32)
+    delta = cloaked_canvas.astype(np.float32) - face.canvas.astype(np.float32)
+    x0, y0, side = face.box
+    side_px = max(1, int(round(side)))
+    resized = torch.from_numpy(delta).permute(2, 0, 1)[None]
+    resized = F.interpolate(resized, size=(side_px, side_px), mode="bilinear", align_corners=False)[0]
+    resized = resized.permute(1, 2, 0).numpy()
+    h, w = rgb.shape[:2]
+    left, top = int(round(x0)), int(round(y0))
+    xs, ys = max(0, left), max(0, top)
+    xe, ye = min(w, left + side_px), min(h, top + side_px)
+    if xe > xs and ye > ys:
+        rgb[ys:ye, xs:xe] += resized[ys - top:ye - top, xs - left:xe - left]
+    out = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    return out.mean(axis=2).round().astype(np.uint8) if gray else out

@@ -1,0 +1,111 @@
+"""The cloaking attacks: budgets, bounds, progress of the objective, seeding, 8-bit outputs."""
+import numpy as np
+import pytest
+import torch
+
+from explainer import attacks, faces, models, protocol
+from explainer.cache import Cache
+
+
+@pytest.fixture(scope="module")
+def setting():
+    return protocol.load_setting("orl", "ci", seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def colour_faces():
+    """Two real colour faces (LFW when present; else ORL tinted, so channels differ)."""
+    from tests.conftest import LFW
+    from explainer import data
+    if LFW.is_dir():
+        fs = data.load_faces(LFW, max_identities=1, max_images=2)
+        return faces.align_images(fs.images, "lfw-deepfunneled", progress=False)[0]
+    fs = data.load_faces("orl", max_identities=1, max_images=2)
+    canv = faces.align_images(fs.images, "orl", progress=False)[0].astype(float)
+    return (canv * np.array([1.0, 0.85, 0.7])).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def v10(colour_faces, tmp_path_factory):
+    cache = Cache(tmp_path_factory.mktemp("c"))
+    return attacks.cloak(colour_faces, "fawkes-v1.0", "low", cache=cache, progress=False, record_every=10,
+                         seed=3, device="cpu")
+
+
+def test_v10_keeps_dssim_budget_and_bound(v10):
+    rho = attacks.FAWKES_V10_MODES["low"][0]
+    assert v10.cloaked.dtype == np.uint8
+    assert np.all(v10.dssim <= 1.1 * rho) and np.all(v10.dssim >= 0.5 * rho)
+    assert np.all(v10.linf <= 15 / 255 + 1e-6)  # the +-15/255 bound holds on the saved 8-bit image
+    assert np.all(v10.linf > 0)
+
+
+def test_feature_shift_grows_over_the_steps(v10, colour_faces):
+    assert v10.iterates.shape[0] == len(v10.iterate_steps) and v10.iterate_steps[0] == 0
+    model = models.load_model("facenet-keras", "cpu")
+    clean = model.embed(colour_faces)
+    shifts = [float((model.embed(it) - clean).norm(dim=1).mean()) for it in v10.iterates]
+    assert shifts[0] == pytest.approx(0, abs=1e-5)
+    assert shifts[-1] > shifts[1] > 0
+    assert np.all(np.diff(shifts) >= -0.05)  # (the best iterate kept) moves away, not back
+    assert v10.shift["facenet-keras"].min() > 0.5
+
+
+def test_same_seed_same_cloak(colour_faces, v10, tmp_path):
+    again = attacks.cloak(colour_faces, "fawkes-v1.0", "low", cache=Cache(tmp_path), progress=False,
+                          record_every=10, seed=3, device="cpu")
+    assert np.array_equal(again.cloaked, v10.cloaked)
+
+
+def test_quantised_before_evaluation(v10, colour_faces):
+    """Reported numbers are those of the saved 8-bit images, recomputed here from them."""
+    x = faces.to_tensor(colour_faces)
+    d, linf, shift = attacks.measure(x, v10.cloaked, ("facenet-keras",))
+    assert np.allclose(d, v10.dssim) and np.allclose(linf, v10.linf)
+    assert np.allclose(shift["facenet-keras"], v10.shift["facenet-keras"], atol=1e-6)
+    assert np.allclose(v10.linf * 255, np.round(v10.linf * 255), atol=1e-4)  # whole 8-bit steps
+
+
+def test_v03_moves_toward_target_within_budget(setting, tmp_path):
+    labels = setting.labels
+    user = setting.split.protected[0]
+    idx = np.flatnonzero(labels == user)[:2]
+    pool = np.flatnonzero(labels != user)
+    result = attacks.cloak(setting.canvases[idx], "fawkes-v0.3", "min", users=labels[idx],
+                           pool=(setting.canvases[pool], labels[pool]), cache=Cache(tmp_path), progress=False,
+                           device="cpu")
+    rho = attacks.FAWKES_V03_MODES["min"][0]
+    assert np.all(result.dssim <= 1.1 * rho)
+    assert np.all(result.targets != user)
+    model = models.load_model("facenet-keras", "cpu")
+    target_centroid = model.embed(setting.canvases[pool][labels[pool] == result.targets[0]]).mean(0)
+    before = (model.embed(setting.canvases[idx]) - target_centroid).norm(dim=1)
+    after = (model.embed(result.cloaked) - target_centroid).norm(dim=1)
+    assert torch.all(after < before)
+
+
+def test_grayscale_photo_gets_grayscale_cloak(setting, tmp_path):
+    x = setting.canvases[:1]  # ORL is grayscale
+    assert faces.is_grayscale(faces.to_tensor(x)).all()
+    result = attacks.cloak(x, "lowkey", cache=Cache(tmp_path), progress=False, device="cpu")
+    assert faces.is_grayscale(faces.to_tensor(result.cloaked)).all()
+    assert result.linf[0] > 0
+    assert "substitute" in result.perceptual or result.perceptual == "lpips-alex"
+
+
+def test_target_choice_is_far_and_seeded():
+    rng = np.random.default_rng(0)
+    pool_labels = np.repeat(np.arange(30), 3)
+    pool_emb = rng.normal(size=(90, 8)) + pool_labels[:, None] * 0.5
+    user_emb = np.zeros((4, 8))
+    users = np.zeros(4, int)
+    a = attacks.choose_targets(user_emb, users, pool_emb, pool_labels, seed=1)
+    assert a == attacks.choose_targets(user_emb, users, pool_emb, pool_labels, seed=1)
+    assert a[0] >= 10  # among the 20 farthest of 30 classes, never the user's own (0)
+
+
+def test_unknown_attack_or_mode_is_an_error():
+    with pytest.raises(ValueError, match="Unknown attack"):
+        attacks.cloak(np.zeros((1, 8, 8, 3), np.uint8), "glaze")
+    with pytest.raises(ValueError, match="Unknown mode"):
+        attacks.cloak(np.zeros((1, 8, 8, 3), np.uint8), "fawkes-v1.0", "ultra")
