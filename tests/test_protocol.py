@@ -71,3 +71,52 @@ def test_profiles():
     assert protocol.profile_settings("ci")["max_identities"] <= 10
     with pytest.raises(ValueError, match="Unknown profile"):
         protocol.profile_settings("huge")
+
+
+def test_wilson_interval():
+    lo, hi = protocol.wilson_interval(0, 10)
+    assert lo == 0 and 0.2 < hi < 0.35
+    lo, hi = protocol.wilson_interval(10, 10)
+    assert hi == 1 and 0.65 < lo < 0.8
+    lo, hi = protocol.wilson_interval(5, 10)
+    assert lo < 0.5 < hi and hi - lo < 0.6
+    assert protocol.wilson_interval(50, 100)[1] - protocol.wilson_interval(50, 100)[0] < hi - lo
+
+
+def toy(n_ids=6, per=10, seed=0):
+    """Well-separated unit embeddings per identity."""
+    rng = np.random.default_rng(seed)
+    labels = labels_of([per] * n_ids)
+    centres = np.eye(n_ids, 16)
+    emb = centres[labels] + 0.05 * rng.normal(size=(len(labels), 16))
+    return labels, emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("classifier", ["1nn", "linear"])
+def test_cloaks_that_move_far_protect_and_harmless_ones_do_not(classifier):
+    labels, emb = toy()
+    split = protocol.make_split(labels, n_protected=2, seed=1)
+    idx = split.protected_train(labels)
+    # cloaks that land on another identity's centre: the protected users are misidentified
+    far = {int(i): emb[labels == (labels[i] + 1) % 6][0] for i in idx}
+    result = protocol.evaluate_embeddings(split, labels, emb, far, classifier)
+    assert result.protection_rate == 1.0
+    assert result.unprotected_error <= 0.25  # only the identities whose centre was taken can suffer
+    assert set(result.per_user) == set(split.protected.tolist())
+    # cloaks equal to the clean photos: no protection at all
+    same = {int(i): emb[i] for i in idx}
+    assert protocol.evaluate_embeddings(split, labels, emb, same, classifier).protection_rate == 0.0
+    assert protocol.clean_error(split, labels, emb, classifier) == 0.0
+    single = protocol.evaluate_one_at_a_time(split, labels, emb, far, classifier)
+    assert single.protection_rate == 1.0
+
+
+def test_score_counts_only_probes():
+    labels = labels_of([4, 4, 4])
+    split = protocol.make_split(labels, n_protected=1, seed=0)
+    truth = labels[split.test]
+    wrong = np.where(np.isin(truth, split.protected), (truth + 1) % 3, truth)
+    result = protocol.score(split, labels, wrong)
+    assert result.protection_rate == 1.0 and result.unprotected_error == 0.0
+    lo, hi = result.protection_ci
+    assert lo < 1.0 == hi

@@ -44,6 +44,15 @@ V10_START = 2 / 255  # random start: the untargeted objective has zero gradient 
 TARGET_POOL_FARTHEST = 20
 
 
+def steps_of(attack: str, mode: str, lowkey_steps: int | None = None) -> int:
+    """How many optimisation steps ``attack`` takes in ``mode``."""
+    if attack == "fawkes-v0.3":
+        return FAWKES_V03_MODES[mode][1]
+    if attack == "fawkes-v1.0":
+        return FAWKES_V10_MODES[mode][1]
+    return lowkey_steps or LOWKEY_SETTINGS["steps"]
+
+
 def modes(attack: str) -> list[str]:
     return list({"fawkes-v0.3": FAWKES_V03_MODES, "fawkes-v1.0": FAWKES_V10_MODES,
                  "lowkey": {"paper": None}}[attack])
@@ -339,12 +348,14 @@ def default_mode(attack: str) -> str:
 def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tuple[str, ...] | None = None,
           users: np.ndarray | None = None, pool: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
           batch_size: int = 16, record_every: int | None = None, cache=None, progress: bool = True,
-          device: str | torch.device | None = None, evaluate: tuple[str, ...] = ()) -> CloakResult:
+          device: str | torch.device | None = None, evaluate: tuple[str, ...] = (),
+          lowkey_steps: int | None = None) -> CloakResult:
     """Cloak uint8 canvases (N, H, W, 3) with ``attack`` in ``mode``; every batch is cached.
 
     ``users`` (N,) identity labels of the photos and ``pool`` (canvases, labels) of public
     identities are needed by Fawkes v0.3 to pick targets. ``evaluate`` adds models to the
     reported feature shift. ``record_every`` keeps the (best) iterate every so many steps.
+    ``lowkey_steps`` shortens LowKey (the paper's 50 steps by default).
     """
     from .cache import Cache
     if attack not in ATTACKS:
@@ -357,8 +368,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     extractors = [zoo.load_model(n, device) for n in model_names]
     cache = cache if cache is not None else Cache()
     canvases = np.asarray(canvases)
-    steps = {"fawkes-v0.3": lambda: FAWKES_V03_MODES[mode][1], "fawkes-v1.0": lambda: FAWKES_V10_MODES[mode][1],
-             "lowkey": lambda: LOWKEY_SETTINGS["steps"]}[attack]()
+    steps = steps_of(attack, mode, lowkey_steps)
 
     targets_per_image = None
     if attack == "fawkes-v0.3":
@@ -377,7 +387,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [attack, mode, model_names, [m.info.crop for m in extractors], seed + start, record_every, chunk,
+        key = [attack, mode, steps, model_names, [m.info.crop for m in extractors], seed + start, record_every, chunk,
                targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
@@ -399,7 +409,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
             elif attack == "fawkes-v1.0":
                 out, its = fawkes_v10_batch(x, extractors, mode, seed + start, record_every, hook)
             else:
-                out, its, name = lowkey_batch(x, extractors, seed + start, record_every, hook)
+                out, its, name = lowkey_batch(x, extractors, seed + start, record_every, hook, steps)
             result = {"cloaked": to_uint8(out), "perceptual": np.array(name)}
             if its:
                 result["iterates"] = np.stack([to_uint8(q) for q in its])

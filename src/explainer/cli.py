@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--mode", default=None, help="attack mode (default: high; LowKey has one setting)")
     c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files")
     c.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
+    e.add_argument("name", choices=["poisoning"])
+    e.add_argument("--data", default=None)
+    e.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
@@ -142,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"explainer run: {exc}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "experiment":
+        from .experiments import EXPERIMENTS
+        run = EXPERIMENTS[args.name](args.data, args.profile, args.seed, progress=not args.json)
+        if args.json:
+            print(json.dumps(run.to_json(), indent=2))
+        else:
+            for r in run.results:
+                print(f"{r['attack']:12s} {r['model']:14s} {r['classifier']:6s} attacked={str(r['attacked']):5s} "
+                      f"protection {r['protection_rate']:.3f} [{r['protection_ci'][0]:.2f}, {r['protection_ci'][1]:.2f}]"
+                      f"  unprotected err {r['unprotected_error']:.3f}  clean err {r['clean_error']:.3f}")
         return 0
     if args.command == "cloak":
         return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed)

@@ -96,10 +96,14 @@ def gallery(split: Split, labels: np.ndarray, clean: np.ndarray, cloaked: dict[i
 # Profiles and the shared setting of every notebook ----------------------------------------------
 
 PROFILES = {
-    # Sizes per profile: identities, photos per identity, protected users.
-    "ci": {"max_identities": 10, "max_images": 10, "n_protected": 2},
-    "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5},
-    "full": {"max_identities": None, "max_images": None, "n_protected": 10},
+    # Sizes per profile: identities, photos per identity, protected users, attack modes.
+    # ci keeps CI quick: weak modes and a 10-step LowKey, which do NOT reproduce the paper's settings.
+    "ci": {"max_identities": 10, "max_images": 10, "n_protected": 1,
+           "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10},
+    "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
+                  "modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50},
+    "full": {"max_identities": None, "max_images": None, "n_protected": 10,
+             "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50},
 }
 
 
@@ -154,3 +158,160 @@ def clean_nn1_accuracy(emb: np.ndarray, labels: np.ndarray, split: Split) -> flo
     """1-NN accuracy with nobody protected: gallery = all train photos, probes = all test photos."""
     pred = nn1_predict(emb[split.train], labels[split.train], emb[split.test])
     return float(np.mean(pred == labels[split.test]))
+
+
+# Classifiers on embeddings and the evaluation of FaceCure's eval.py -----------------------------
+
+CLASSIFIERS = ("1nn", "linear", "e2e")
+
+
+def wilson_interval(errors: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial rate (test sets are small: a normal interval would mislead)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = errors / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+
+
+def fit_predict(classifier: str, gallery_emb: np.ndarray, gallery_labels: np.ndarray, probe_emb: np.ndarray,
+                seed: int = 0) -> np.ndarray:
+    """Train ``classifier`` ("1nn" or "linear") on gallery embeddings and label the probes.
+
+    "linear" is StandardScaler + LogisticRegression (scikit-learn), as in FaceCure. The
+    end-to-end variant needs images, not embeddings: see ``explainer.defences.e2e_predict``.
+    """
+    if classifier == "1nn":
+        return nn1_predict(gallery_emb, gallery_labels, probe_emb)
+    if classifier == "linear":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
+        clf.fit(gallery_emb, gallery_labels)
+        return clf.predict(probe_emb)
+    raise ValueError(f"Unknown classifier {classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
+
+
+@dataclass
+class Evaluation:
+    """What the protocol reports for one model, classifier and set of cloaks."""
+
+    protection_rate: float  # error on the protected users' clean test photos
+    protection_ci: tuple[float, float]
+    unprotected_error: float
+    per_user: dict[int, dict]  # label -> {"rate", "ci", "n"}
+    predictions: np.ndarray  # predicted labels of split.test, in order
+
+    def as_dict(self) -> dict:
+        return {"protection_rate": self.protection_rate, "protection_ci": list(self.protection_ci),
+                "unprotected_error": self.unprotected_error,
+                "per_user": {int(k): v for k, v in self.per_user.items()}}
+
+
+def score(split: Split, labels: np.ndarray, predictions: np.ndarray) -> Evaluation:
+    """Protection rate (error on protected users' probes), unprotected error, per-user rates with CIs."""
+    truth = labels[split.test]
+    wrong = predictions != truth
+    protected = np.isin(truth, split.protected)
+    n_prot = int(protected.sum())
+    per_user = {}
+    for user in split.protected:
+        mine = truth == user
+        errs = int(wrong[mine].sum())
+        per_user[int(user)] = {"rate": errs / max(int(mine.sum()), 1), "ci": wilson_interval(errs, int(mine.sum())),
+                               "n": int(mine.sum())}
+    errs = int(wrong[protected].sum())
+    return Evaluation(errs / max(n_prot, 1), wilson_interval(errs, n_prot),
+                      float(wrong[~protected].mean()) if (~protected).any() else float("nan"), per_user, predictions)
+
+
+def evaluate_embeddings(split: Split, labels: np.ndarray, clean_emb: np.ndarray, cloaked_emb: dict[int, np.ndarray],
+                        classifier: str = "1nn", seed: int = 0) -> Evaluation:
+    """The protocol on embeddings: gallery = train photos (protected ones cloaked), probes = clean test photos."""
+    items, gallery_labels, _ = gallery(split, labels, clean_emb, cloaked_emb)
+    predictions = fit_predict(classifier, items, gallery_labels, clean_emb[split.test], seed)
+    return score(split, labels, predictions)
+
+
+def clean_error(split: Split, labels: np.ndarray, clean_emb: np.ndarray, classifier: str = "1nn", seed: int = 0) -> float:
+    """Error on all test photos when nobody is protected (every gallery photo clean)."""
+    predictions = fit_predict(classifier, clean_emb[split.train], labels[split.train], clean_emb[split.test], seed)
+    return float(np.mean(predictions != labels[split.test]))
+
+
+def evaluate_one_at_a_time(split: Split, labels: np.ndarray, clean_emb: np.ndarray, cloaked_emb: dict[int, np.ndarray],
+                           classifier: str = "1nn", seed: int = 0) -> Evaluation:
+    """FaceCure's way: one protected user at a time (the others' photos stay clean), rates pooled."""
+    truth = labels[split.test]
+    predictions = None
+    for user in split.protected:
+        single = Split(split.train, split.test, np.array([user]))
+        mine = {i: e for i, e in cloaked_emb.items() if labels[i] == user}
+        run = evaluate_embeddings(single, labels, clean_emb, mine, classifier, seed).predictions
+        # unprotected users' predictions come from the run with the last user cloaked
+        predictions = run.copy() if predictions is None else predictions
+        predictions[truth == user] = run[truth == user]
+        unprotected = ~np.isin(truth, split.protected)
+        predictions[unprotected] = run[unprotected]
+    return score(split, labels, predictions)
+
+
+def e2e_predict(model_name: str, gallery_canvases: np.ndarray, gallery_labels: np.ndarray, probe_canvases: np.ndarray,
+                epochs: int = 10, lr: float = 1e-3, seed: int = 0, cache=None) -> np.ndarray:
+    """The end-to-end classifier: fine-tune the extractor's last layers plus a softmax head on the gallery.
+
+    Sized for a CPU: the frozen trunk's features are computed once (cached), then the last
+    layers (``models.head_split``) and a linear softmax layer train for ``epochs`` epochs
+    with Adam; BatchNorm keeps its statistics. Returns predicted labels of the probes.
+    """
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from . import models as zoo
+    from .cache import Cache
+    from .faces import to_tensor
+    cache = cache if cache is not None else Cache()
+    model = zoo.load_model(model_name, "cpu")
+    trunk, head = zoo.head_split(model)
+
+    def features(canvases):
+        def compute():
+            with torch.no_grad():
+                return {"f": torch.cat([trunk(to_tensor(canvases[i:i + 32])) for i in range(0, len(canvases), 32)]).numpy()}
+        return torch.from_numpy(cache.get_or_compute("trunk-features", [model_name, canvases], compute)["f"])
+
+    train_f, probe_f = features(gallery_canvases), features(probe_canvases)
+    classes, y = np.unique(gallery_labels, return_inverse=True)
+    y = torch.from_numpy(y)
+    torch.manual_seed(seed)
+    head.eval()  # fine-tune weights, keep BatchNorm statistics
+
+    def embed(f):
+        return F.normalize(head(f).flatten(1), dim=1)
+
+    # A cosine softmax layer started at the class centroids ("imprinting"), so a few CPU epochs
+    # fine-tune from a sensible classifier rather than from random weights.
+    with torch.no_grad():
+        start = embed(train_f)
+        centroids = torch.stack([start[y == c].mean(0) for c in range(len(classes))])
+    weight = nn.Parameter(F.normalize(centroids, dim=1))
+    scale = 30.0
+    # The pre-trained layers move slowly; the new classifier faster.
+    opt = torch.optim.Adam([{"params": list(head.parameters()), "lr": lr * 0.1}, {"params": [weight], "lr": lr}])
+    gen = torch.Generator().manual_seed(seed)
+
+    def logits(f):
+        return scale * embed(f) @ F.normalize(weight, dim=1).T
+
+    for _ in range(epochs):
+        for batch in torch.randperm(len(y), generator=gen).split(32):
+            loss = F.cross_entropy(logits(train_f[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return classes[logits(probe_f).argmax(1).numpy()]

@@ -185,3 +185,136 @@ class ModelUmapWidget:
                 idx = np.flatnonzero(self.labels == label)
                 trace.x, trace.y = coords[idx, 0], coords[idx, 1]
             self.figure.layout.title.text = f"UMAP under {name}"
+
+
+# Notebook 01: clean vs cloaked, the baseline result, cloaks moving in embedding space ---------------
+
+def cloak_comparison_figure(original: np.ndarray, cloaked: np.ndarray, amplify: float = 10.0, title: str = "") -> go.Figure:
+    """Original, cloaked and the difference (amplified ``amplify`` times around mid-grey), side by side."""
+    from plotly.subplots import make_subplots
+    diff = cloaked.astype(np.float32) - original.astype(np.float32)
+    shown = np.clip(127.5 + amplify * diff, 0, 255).astype(np.uint8)
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("original", "cloaked (what is uploaded)",
+                                                        f"difference x{amplify:g}"))
+    for k, img in enumerate((original, cloaked, shown), start=1):
+        fig.add_trace(go.Image(source=png_uri(img), hoverinfo="skip"), row=1, col=k)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=330, margin=dict(l=10, r=10, t=70, b=10))
+    return fig
+
+
+class CloakViewer:
+    """Pick an attack/mode and a photo; see original, cloak and amplified difference with DSSIM and L-inf.
+
+    ``results`` maps a label such as ``"fawkes-v1.0 high"`` to ``(originals, CloakResult)``.
+    """
+
+    def __init__(self, results: dict[str, tuple[np.ndarray, object]], amplify: float = 10.0):
+        import ipywidgets as w
+        self.results, self.amplify = results, amplify
+        first = next(iter(results))
+        n = len(results[first][0])
+        self.choice = w.Dropdown(options=list(results), value=first, description="attack")
+        self.index = w.IntSlider(min=0, max=max(0, n - 1), value=0, description="photo")
+        self.figure = go.FigureWidget(self.render(first, 0))
+        self.choice.observe(lambda c: self.update(), names="value")
+        self.index.observe(lambda c: self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.choice, self.index]), self.figure])
+
+    def render(self, label: str, i: int) -> go.Figure:
+        originals, result = self.results[label]
+        i = min(i, len(originals) - 1)
+        title = (f"{label}: DSSIM {result.dssim[i]:.4f}, L-inf {result.linf[i] * 255:.0f}/255, "
+                 f"feature shift {', '.join(f'{k} {v[i]:.2f}' for k, v in result.shift.items())}")
+        return cloak_comparison_figure(originals[i], result.cloaked[i], self.amplify, title)
+
+    def update(self) -> None:
+        fresh = self.render(self.choice.value, self.index.value)
+        with self.figure.batch_update():
+            for trace, new in zip(self.figure.data, fresh.data):
+                trace.source = new.source
+            self.figure.layout.title.text = fresh.layout.title.text
+
+
+def protection_figure(rows: Sequence[dict], paper: dict[str, float] | None = None,
+                      title: str = "Protection against the attacked model (1-NN)") -> go.Figure:
+    """Per attack: protected users' error (protection rate, Wilson 95 % interval), unprotected and clean error.
+
+    ``rows`` are experiment result rows for one model/classifier per attack; ``paper`` adds the
+    paper's reported protection rates as markers.
+    """
+    attacks_ = [r["attack"] for r in rows]
+    prot = [r["protection_rate"] for r in rows]
+    lo = [r["protection_rate"] - r["protection_ci"][0] for r in rows]
+    hi = [r["protection_ci"][1] - r["protection_rate"] for r in rows]
+    fig = go.Figure([
+        go.Bar(name="protected users (protection rate)", x=attacks_, y=prot, marker_color=PROTECTED_COLOUR,
+               error_y=dict(type="data", array=hi, arrayminus=lo), text=[f"{v:.2f}" for v in prot],
+               textposition="outside"),
+        go.Bar(name="unprotected users", x=attacks_, y=[r["unprotected_error"] for r in rows], marker_color=PALETTE[0]),
+        go.Bar(name="clean (nobody protected)", x=attacks_, y=[r["clean_error"] for r in rows], marker_color=PALETTE[7]),
+    ])
+    if paper:
+        fig.add_trace(go.Scatter(name="paper's reported protection", x=attacks_, y=[paper.get(a) for a in attacks_],
+                                 mode="markers", marker=dict(symbol="diamond", size=14, color="black")))
+    fig.update_layout(barmode="group", title=title, yaxis=dict(title="error rate", range=[0, 1.15]), height=420)
+    return fig
+
+
+def iterate_umap_figure(base_coords: np.ndarray, base_labels: np.ndarray, names: Sequence[str], user: int,
+                        user_test: np.ndarray, cloak_coords: np.ndarray, title: str = "") -> go.Figure:
+    """Other users (grey), the protected user's clean test photos (green) and their cloaked
+    scraped photos at one iterate (red)."""
+    others = base_labels != user
+    fig = go.Figure([
+        go.Scatter(x=base_coords[others, 0], y=base_coords[others, 1], mode="markers", name="other users",
+                   marker=dict(size=6, color="#bbbbbb"), hovertext=[names[l] for l in base_labels[others]],
+                   hoverinfo="text"),
+        go.Scatter(x=user_test[:, 0], y=user_test[:, 1], mode="markers", name=f"{names[user]}: clean test photos",
+                   marker=dict(size=10, color=PALETTE[2], symbol="circle"), hoverinfo="name"),
+        go.Scatter(x=cloak_coords[:, 0], y=cloak_coords[:, 1], mode="markers",
+                   name=f"{names[user]}: cloaked scraped photos", marker=dict(size=11, color=PROTECTED_COLOUR,
+                                                                              symbol="x"), hoverinfo="name"),
+    ])
+    fig.update_layout(title=title, height=500, xaxis=dict(visible=False), yaxis=dict(visible=False))
+    return fig
+
+
+class IterateUmapWidget:
+    """A selector (attack, evaluating model) and a slider over the attack's steps.
+
+    ``frames[(attack, model)]`` is a dict with ``base`` (N, 2), ``base_labels``, ``user_test``
+    (M, 2), ``iterates`` (T, K, 2) and ``steps`` (T,): coordinates in a UMAP fitted once per
+    model, the iterates placed with ``transform`` so the map does not jump.
+    """
+
+    def __init__(self, frames: dict[tuple[str, str], dict], names: Sequence[str], user: int):
+        import ipywidgets as w
+        self.frames, self.names, self.user = frames, names, user
+        keys = list(frames)
+        self.choice = w.Dropdown(options=[(f"{a} / seen by {m}", (a, m)) for a, m in keys], value=keys[0],
+                                 description="cloak")
+        self.step = w.IntSlider(min=0, max=len(frames[keys[0]]["steps"]) - 1, value=0, description="iterate")
+        self.figure = go.FigureWidget(self.render(keys[0], 0))
+        self.choice.observe(lambda c: self.select(c["new"]), names="value")
+        self.step.observe(lambda c: self.move(c["new"]), names="value")
+        self.widget = w.VBox([w.HBox([self.choice, self.step]), self.figure])
+
+    def render(self, key, t: int) -> go.Figure:
+        f = self.frames[key]
+        return iterate_umap_figure(f["base"], f["base_labels"], self.names, self.user, f["user_test"], f["iterates"][t],
+                                   f"{key[0]} cloaks of {self.names[self.user]} under {key[1]}, step {f['steps'][t]}")
+
+    def select(self, key) -> None:
+        self.step.max = len(self.frames[key]["steps"]) - 1
+        self.move(min(self.step.value, self.step.max), key)
+
+    def move(self, t: int, key=None) -> None:
+        key = key or self.choice.value
+        fresh = self.render(key, t)
+        with self.figure.batch_update():
+            for trace, new in zip(self.figure.data, fresh.data):
+                trace.x, trace.y = new.x, new.y
+                trace.hovertext = new.hovertext
+            self.figure.layout.title.text = fresh.layout.title.text

@@ -183,3 +183,37 @@ def embeddings(name: str, canvases, cache=None, batch_size: int = 64, progress: 
     return cache.get_or_compute(
         "embeddings", [name, model.info.crop, canvases],
         lambda: {"e": model.embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
+
+
+def head_split(model: Extractor) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+    """Split an offline extractor into a frozen trunk and a trainable copy of its last layers.
+
+    Returns (trunk, head): ``trunk(canvases)`` gives penultimate features (no gradients needed),
+    ``head(features)`` the raw embedding, as the full model computes it before normalising.
+    Used by fine-tuning (the end-to-end classifier, the adaptive defence).
+    """
+    import copy
+    net = model.net
+    if model.name == "facenet-keras":
+        def trunk(x):
+            x = model.preprocess(x)
+            for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+                         "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a"):
+                x = getattr(net, name)(x)
+            return x.flatten(1)
+        head = nn.Sequential(copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn))
+    elif model.name == "dlib-resnet":
+        def trunk(x):
+            x = F.max_pool2d(F.relu(net.stem(model.preprocess(x))), 3, 2)
+            return net.blocks(x).mean(dim=(2, 3))
+        head = copy.deepcopy(net.fc)
+    elif model.name == "sface":
+        cut = next(i for i, node in enumerate(net.nodes) if node[0] == "Flatten") + 1
+
+        def trunk(x):
+            return net(model.preprocess(x), stop=cut)
+        head = net.head_module(cut)
+    else:
+        raise NotImplementedError(f"no head split for {model.name}")
+    head.requires_grad_(True)
+    return trunk, head

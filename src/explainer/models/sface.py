@@ -85,13 +85,32 @@ class OnnxChain(nn.Module):
             self._key[name] = f"p{i}"
             self.params[f"p{i}"] = nn.Parameter(value, requires_grad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        env = {self.input_name: x}
+    def head_module(self, start: int) -> nn.Module:
+        """A trainable copy of the graph's tail from node ``start``: Gemm then BatchNormalization."""
+        ops = [op for op, *_ in self.nodes[start:]]
+        if ops != ["Gemm", "BatchNormalization"]:
+            raise NotImplementedError(f"cannot turn {ops} into a head")
+        (_, g_in, _, g_attr), (_, b_in, _, b_attr) = self.nodes[start:]
+        w = self.params[self._key[g_in[1]]].detach()
+        w = w if g_attr.get("transB", 0) else w.T
+        linear = nn.Linear(w.shape[1], w.shape[0])
+        linear.weight.data.copy_(w)
+        linear.bias.data.copy_(self.params[self._key[g_in[2]]].detach())
+        bn = nn.BatchNorm1d(w.shape[0], eps=b_attr.get("epsilon", 1e-5))
+        bn.weight.data.copy_(self.params[self._key[b_in[1]]].detach())
+        bn.bias.data.copy_(self.params[self._key[b_in[2]]].detach())
+        bn.running_mean.copy_(self.params[self._key[b_in[3]]].detach())
+        bn.running_var.copy_(self.params[self._key[b_in[4]]].detach())
+        return nn.Sequential(linear, bn)
+
+    def forward(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Run nodes ``start:stop`` (all by default); a partial run returns the last node's output."""
+        env = {self.input_name if start == 0 else self.nodes[start - 1][2][0]: x}
 
         def get(name):
             return env[name] if name in env else self.params[self._key[name]]
 
-        for op, ins, outs, a in self.nodes:
+        for op, ins, outs, a in self.nodes[start:stop]:
             v = [get(i) for i in ins if i]
             if op == "Conv":
                 pads = a.get("pads", [0, 0, 0, 0])
@@ -122,7 +141,7 @@ class OnnxChain(nn.Module):
             elif op == "Relu":
                 y = F.relu(v[0])
             env[outs[0]] = y
-        return env[self.output_name]
+        return env[self.output_name] if stop is None else y
 
 
 def build(pretrained: bool = True) -> Extractor:

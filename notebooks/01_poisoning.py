@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Poisoning: cloaks fool the model they were made against
+#
+# **What is data poisoning?** A model learns from its training data. If you can change that
+# data, you can change what the model learns. Fawkes and LowKey hand this power to ordinary
+# users: before posting a selfie, you add a perturbation that is almost invisible to people but
+# drags the photo's *embedding* far from where your face belongs. A trainer who scrapes your
+# photos then stores the wrong point for you, and later fails to match a clean photo of you.
+#
+# This notebook reproduces the paper's first experiment, the **baseline in which the cloaks
+# work**: the trainer uses the very feature extractor the cloaks were optimised against.
+#
+# **What our setting changes.** The paper cloaks FaceScrub photos against the extractors that
+# ship with Fawkes and LowKey (WebFace/VGGFace2-trained ResNets and IR-152s), which need a
+# download. Here everything runs offline on a laptop CPU: the faces are ORL by default (or any
+# folder such as LFW), and the "attacker's era" extractors are real 2017 models from Python
+# wheels: FaceNet (`facenet-keras`) for Fawkes v0.3, FaceNet + dlib's ResNet for the Fawkes
+# v1.0 and LowKey ensembles. The attacks are re-implementations in PyTorch (`explainer.attacks`).
+
+# %% tags=["parameters"]
+profile: str = "classroom"  # ci | classroom | full
+data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
+seed: int = 0
+widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
+
+# %%
+from explainer import experiments, protocol, viz
+
+sizes = protocol.profile_settings(profile)
+viz.setup_notebook()
+sizes
+
+# %% [markdown]
+# ## Cloaking the protected users
+# Every scraped photo of the protected users is cloaked with each attack, in the profile's mode
+# (`classroom` and `full` use the tools' stronger presets; `ci` uses the weakest, and a 10-step
+# LowKey, to stay quick). Cloaks are cached: the next notebooks reuse them.
+
+# %%
+run = experiments.run_poisoning(data, profile, seed)
+run.settings
+
+# %% [markdown]
+# ## Clean vs cloaked
+# Left the photo, middle the cloak that gets uploaded (8-bit), right the difference amplified
+# ten times. DSSIM is the structural dissimilarity the Fawkes budget bounds; L-inf the largest
+# change of a pixel value.
+
+# %%
+viewer = viz.CloakViewer(experiments.viewer_results(run, extra_modes=profile != "ci", seed=seed))
+viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
+
+# %% [markdown]
+# ## The baseline result
+# The trainer scrapes everyone's photos (cloaks for the protected users), trains a 1-NN
+# classifier on the embeddings of the *attacked* extractor, and tries to recognise clean test
+# photos. The **protection rate** is the error on the protected users (bars show a Wilson 95 %
+# interval: there are few test photos). Unprotected users should be recognised as well as when
+# nobody is protected. Black diamonds: what the paper reports for this baseline.
+
+# %%
+rows = [r for r in run.results if r["attacked"] and r["classifier"] == "1nn" and r["model"] == "facenet-keras"]
+viz.protection_figure(rows, experiments.PAPER_PROTECTION).show()
+
+# %% [markdown]
+# The same with the other classifiers of FaceCure's protocol: a linear model (logistic
+# regression on standardised embeddings) and end-to-end fine-tuning of the extractor's last layers.
+
+# %%
+import pandas as pd
+
+table = pd.DataFrame(run.results)[["attack", "model", "attacked", "classifier", "protection_rate",
+                                   "unprotected_error", "clean_error"]]
+table[table.attacked].pivot_table(index=["attack", "model"], columns="classifier", values="protection_rate")
+
+# %% [markdown]
+# ## Watching a cloak work
+# The map shows the embedding space of one extractor (UMAP, fitted once on clean photos).
+# Green: a protected user's clean test photos. Red crosses: their cloaked scraped photos. Move
+# the slider through the attack's steps and watch the red crosses leave their owner; a trainer
+# matching the green photos to the nearest scraped photo now finds someone else. Pick another
+# extractor to see how far the same cloaks move there.
+
+# %%
+user = int(run.setting.split.protected[0])
+frames = experiments.iterate_frames(run, user, experiments.evaluation_models(), seed)
+umap_widget = viz.IterateUmapWidget(frames, run.setting.names, user)
+last = umap_widget.render(umap_widget.choice.value, len(umap_widget.frames[umap_widget.choice.value]["steps"]) - 1)
+viz.show(last, umap_widget.widget, widgets)
+
+# %% [markdown]
+# **So far the cloaks work** against the model they were made for. The next notebooks ask
+# what happens when the trainer does anything else: adapts (02), filters (03), or waits (04).
