@@ -42,6 +42,7 @@ FAWKES_CONST = 1e9  # DSSIM penalty weight: in effect a hard budget
 V10_BOUND = 15 / 255  # Fawkes v1.0 clips the per-pixel change
 V10_START = 2 / 255  # random start: the untargeted objective has zero gradient at x' = x
 TARGET_POOL_FARTHEST = 20
+ATTACK_VERSION = 2  # part of every cloak's cache key: bump when an attack's algorithm changes
 
 
 def steps_of(attack: str, mode: str, lowkey_steps: int | None = None) -> int:
@@ -163,8 +164,8 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
         feats = _features(models, xa)
         feature_loss = sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(target_emb, feats))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 + feature_loss
-        with torch.no_grad():
-            improved = (d <= rho) & (feature_loss < best_loss)
+        with torch.no_grad():  # the budget holds for what is uploaded: the 8-bit image
+            improved = (dssim(quantise(xa), x) <= rho) & (feature_loss < best_loss)
             best[improved] = xa.detach()[improved]
             best_loss[improved] = feature_loss.detach()[improved]
         opt.zero_grad(set_to_none=True)
@@ -179,9 +180,8 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
             step_hook(step)
     with torch.no_grad():  # the final iterate counts too
         xa = grayscale_projection(_from_tanh(w), gray)
-        d = dssim(xa, x)
         feature_loss = sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(target_emb, _features(models, xa)))
-        improved = (d <= rho) & (feature_loss < best_loss)
+        improved = (dssim(quantise(xa), x) <= rho) & (feature_loss < best_loss)
         best[improved] = xa[improved]
     return best, iterates
 
@@ -220,7 +220,7 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
         gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(_features(models, xa), clean))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 - c_diff * gain
         with torch.no_grad():
-            ok = (d <= rho) & (gain > best_gain)
+            ok = (dssim(quantise(xa), x) <= rho) & (gain > best_gain)
             best[ok] = xa.detach()[ok]
             best_gain[ok] = gain.detach()[ok]
             c_diff = torch.where(d < 0.9 * rho, c_diff * 2, torch.where(d > 1.1 * rho, c_diff / 2, c_diff))
@@ -233,9 +233,8 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
             step_hook(step)
     with torch.no_grad():
         xa = cloak_of(w)
-        d = dssim(xa, x)
         gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(_features(models, xa), clean))
-        ok = (d <= rho) & (gain > best_gain)
+        ok = (dssim(quantise(xa), x) <= rho) & (gain > best_gain)
         best[ok] = xa[ok]
     return best, iterates
 
@@ -387,7 +386,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [attack, mode, steps, model_names, [m.info.crop for m in extractors], seed + start, record_every, chunk,
+        key = [ATTACK_VERSION, attack, mode, steps, model_names, [m.info.crop for m in extractors], seed + start, record_every, chunk,
                targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
