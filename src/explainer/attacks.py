@@ -42,7 +42,7 @@ FAWKES_CONST = 1e9  # DSSIM penalty weight: in effect a hard budget
 V10_BOUND = 15 / 255  # Fawkes v1.0 clips the per-pixel change
 V10_START = 2 / 255  # random start: the untargeted objective has zero gradient at x' = x
 TARGET_POOL_FARTHEST = 20
-ATTACK_VERSION = 2  # part of every cloak's cache key: bump when an attack's algorithm changes
+ATTACK_VERSION = 3  # part of every cloak's cache key: bump when an attack's algorithm changes
 
 
 def steps_of(attack: str, mode: str, lowkey_steps: int | None = None) -> int:
@@ -107,6 +107,11 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255.0) / 255.0
 
 
+def straight_through_quantise(x: torch.Tensor) -> torch.Tensor:
+    """The 8-bit image in the forward pass, the identity in the backward pass (straight-through)."""
+    return x + (quantise(x) - x).detach()
+
+
 @torch.no_grad()
 def measure(original: torch.Tensor, cloaked_u8: np.ndarray, model_names, batch_size: int = 32
             ) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -160,12 +165,12 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
     iterates = [x.clone()] if 0 in record else []
     for step in range(1, steps + 1):
         xa = grayscale_projection(_from_tanh(w), gray)
-        d = dssim(xa, x)
+        d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
         feats = _features(models, xa)
         feature_loss = sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(target_emb, feats))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 + feature_loss
-        with torch.no_grad():  # the budget holds for what is uploaded: the 8-bit image
-            improved = (dssim(quantise(xa), x) <= rho) & (feature_loss < best_loss)
+        with torch.no_grad():
+            improved = (d <= rho) & (feature_loss < best_loss)
             best[improved] = xa.detach()[improved]
             best_loss[improved] = feature_loss.detach()[improved]
         opt.zero_grad(set_to_none=True)
@@ -216,11 +221,11 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
 
     for step in range(1, steps + 1):
         xa = cloak_of(w)
-        d = dssim(xa, x)
+        d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
         gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(_features(models, xa), clean))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 - c_diff * gain
         with torch.no_grad():
-            ok = (dssim(quantise(xa), x) <= rho) & (gain > best_gain)
+            ok = (d <= rho) & (gain > best_gain)
             best[ok] = xa.detach()[ok]
             best_gain[ok] = gain.detach()[ok]
             c_diff = torch.where(d < 0.9 * rho, c_diff * 2, torch.where(d > 1.1 * rho, c_diff / 2, c_diff))
