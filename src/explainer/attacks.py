@@ -102,6 +102,16 @@ def _features(models: list[zoo.Extractor], x: torch.Tensor) -> list[torch.Tensor
     return [m(x) for m in models]
 
 
+def feature_gain(features: list[torch.Tensor], clean: list[torch.Tensor]) -> torch.Tensor:
+    """Per image, sum over models of ||phi(x') - phi(x)||^2 / ||phi(x)||: how far the cloak moved."""
+    return sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(features, clean))
+
+
+def target_loss(targets: list[torch.Tensor], features: list[torch.Tensor]) -> torch.Tensor:
+    """Per image, sum over models of ||phi_t - phi(x')|| / ||phi_t||: how far from the target (Fawkes v0.3)."""
+    return sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(targets, features))
+
+
 def quantise(x: torch.Tensor) -> torch.Tensor:
     """Round to 8 bits and back: the image a user would actually upload."""
     return torch.round(x.clamp(0, 1) * 255.0) / 255.0
@@ -166,8 +176,7 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
     for step in range(1, steps + 1):
         xa = grayscale_projection(_from_tanh(w), gray)
         d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
-        feats = _features(models, xa)
-        feature_loss = sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(target_emb, feats))
+        feature_loss = target_loss(target_emb, _features(models, xa))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 + feature_loss
         with torch.no_grad():
             improved = (d <= rho) & (feature_loss < best_loss)
@@ -185,7 +194,7 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
             step_hook(step)
     with torch.no_grad():  # the final iterate counts too
         xa = grayscale_projection(_from_tanh(w), gray)
-        feature_loss = sum((t - f).norm(dim=1) / t.norm(dim=1) for t, f in zip(target_emb, _features(models, xa)))
+        feature_loss = target_loss(target_emb, _features(models, xa))
         improved = (dssim(quantise(xa), x) <= rho) & (feature_loss < best_loss)
         best[improved] = xa[improved]
     return best, iterates
@@ -222,7 +231,7 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
     for step in range(1, steps + 1):
         xa = cloak_of(w)
         d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
-        gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(_features(models, xa), clean))
+        gain = feature_gain(_features(models, xa), clean)
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 - c_diff * gain
         with torch.no_grad():
             ok = (d <= rho) & (gain > best_gain)
@@ -238,7 +247,7 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
             step_hook(step)
     with torch.no_grad():
         xa = cloak_of(w)
-        gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(_features(models, xa), clean))
+        gain = feature_gain(_features(models, xa), clean)
         ok = (dssim(quantise(xa), x) <= rho) & (gain > best_gain)
         best[ok] = xa[ok]
     return best, iterates
@@ -305,7 +314,7 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
     for step in range(1, steps + 1):
         xa.requires_grad_(True)
         feats = lowkey_features(models, xa)
-        gain = sum(((f - c) ** 2).sum(dim=1) / c.norm(dim=1) for f, c in zip(feats, clean)) / len(feats)
+        gain = feature_gain(feats, clean) / len(feats)
         objective = gain - weight * perceptual(xa, x)
         (grad,) = torch.autograd.grad(objective.sum(), xa)
         with torch.no_grad():
