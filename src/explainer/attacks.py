@@ -389,12 +389,11 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
             raise ValueError("fawkes-v0.3 needs users= (labels of the photos) and pool= (public canvases, labels)")
         users = np.asarray(users)
         pool_canvases, pool_labels = pool
-        user_emb = zoo.embeddings(model_names[0], canvases, cache, progress=False)
-        pool_emb = zoo.embeddings(model_names[0], pool_canvases, cache, progress=False)
-        target_of = choose_targets(user_emb, users, pool_emb, pool_labels, seed)
-        targets_per_image = np.array([target_of[int(u)] for u in users])
         pool_by_model = {n: zoo.embeddings(n, pool_canvases, cache, progress=False) for n in model_names}
         user_by_model = {n: zoo.embeddings(n, canvases, cache, progress=False) for n in model_names}
+        first = model_names[0]  # targets are chosen in the first model's embedding space
+        target_of = choose_targets(user_by_model[first], users, pool_by_model[first], pool_labels, seed)
+        targets_per_image = np.array([target_of[int(u)] for u in users])
 
     outputs, all_iterates, perceptual_name = [], [], ""
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
