@@ -55,3 +55,15 @@ def test_cloak_a_real_photo_and_fail_cleanly_on_bad_ones(lfw_path, tmp_path, cap
     assert cloaked.shape == original.shape
     diff = np.abs(cloaked - original)
     assert 0 < diff.max() <= 16  # 15/255 bound, plus rounding of the resized perturbation
+
+
+def test_every_experiment_is_a_cli_choice_and_prints_its_rows(capsys):
+    from explainer import experiments
+    assert sorted(cli.EXPERIMENT_NAMES) == sorted(experiments.EXPERIMENTS)
+    cli.print_results("adaptive", {"results": [
+        {"attack": "lowkey", "recipe": "align", "start": "repeat_1", "classifier": "1nn", "protection_rate_before": 1.0,
+         "protection_rate": 0.1, "clean_accuracy_before": 0.99, "clean_accuracy": 0.98, "train_s": 200.0}]})
+    cli.print_results("detection", {"results": [
+        {"attack": "lowkey", "trained_on": ["lowkey"], "precision": 0.99, "recall": 0.98, "roc_auc": 0.999}]})
+    out = capsys.readouterr().out.splitlines()
+    assert "1.000 -> 0.100" in out[0] and "precision 0.990" in out[1]

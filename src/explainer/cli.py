@@ -102,6 +102,9 @@ def _parse_kv(items: list[str]) -> dict:
     return out
 
 
+EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection"]  # keys of experiments.EXPERIMENTS (checked by a test)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="explainer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files")
     c.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
-    e.add_argument("name", choices=["poisoning"])
+    e.add_argument("name", choices=EXPERIMENT_NAMES)
     e.add_argument("--data", default=None)
     e.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
     e.add_argument("--seed", type=int, default=0)
@@ -155,14 +158,30 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(run.to_json(), indent=2))
         else:
-            for r in run.results:
-                print(f"{r['attack']:12s} {r['model']:14s} {r['classifier']:6s} attacked={str(r['attacked']):5s} "
-                      f"protection {r['protection_rate']:.3f} [{r['protection_ci'][0]:.2f}, {r['protection_ci'][1]:.2f}]"
-                      f"  unprotected err {r['unprotected_error']:.3f}  clean err {r['clean_error']:.3f}")
+            print_results(args.name, run.to_json())
         return 0
     if args.command == "cloak":
         return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed)
     return 1
+
+
+def print_results(name: str, report: dict, out=None) -> None:
+    """One line per result row of an experiment's report (``--json`` prints the whole report)."""
+    out = out or sys.stdout
+    for r in report["results"]:
+        if name == "poisoning":
+            line = (f"{r['attack']:12s} {r['model']:14s} {r['classifier']:6s} attacked={str(r['attacked']):5s} "
+                    f"protection {r['protection_rate']:.3f} [{r['protection_ci'][0]:.2f}, {r['protection_ci'][1]:.2f}]"
+                    f"  unprotected err {r['unprotected_error']:.3f}  clean err {r['clean_error']:.3f}")
+        elif name == "adaptive":
+            line = (f"{r['attack']:12s} {r['recipe']:8s} from {r['start']:11s} {r['classifier']:6s} protection "
+                    f"{r['protection_rate_before']:.3f} -> {r['protection_rate']:.3f}  clean acc "
+                    f"{r['clean_accuracy_before']:.3f} -> {r['clean_accuracy']:.3f}  trained in {r['train_s']:.0f} s")
+        else:
+            trained = r["trained_on"][0] if len(r["trained_on"]) == 1 else "all"
+            line = (f"{r['attack']:12s} detector trained on {trained:12s} precision {r['precision']:.3f}  "
+                    f"recall {r['recall']:.3f}  ROC-AUC {r['roc_auc']:.3f}")
+        print(line, file=out)
 
 
 def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0) -> int:

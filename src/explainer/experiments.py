@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import attacks, models, protocol
+from . import attacks, defences, models, protocol
 
 # Reported in the paper for the baseline (Table 1, 1-NN on the attacked extractor): shown
 # beside our measurements as the paper's figures, never used as ours.
@@ -118,7 +118,263 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
     return PoisoningRun(setting, profile, seed, cloaks, results, run_settings)
 
 
-EXPERIMENTS = {"poisoning": run_poisoning}
+@dataclass
+class AdaptiveRun:
+    """Experiment 2: a trainer with the cloaking tools trains a robust extractor; protection collapses."""
+
+    setting: protocol.Setting
+    profile: str
+    seed: int
+    public: "defences.PublicData"
+    cloaks: dict[str, attacks.CloakResult]  # the protected users' cloaks
+    public_cloaks: dict[str, attacks.CloakResult]
+    robust: dict[str, "defences.RobustModel"]  # the selected model per recipe
+    results: list[dict]
+    candidates: list[dict]
+    clean_photo: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "candidates": self.candidates, "one_clean_photo": self.clean_photo,
+                "settings": self.settings}
+
+
+ADAPTIVE_STARTS = ("last_linear", "repeat_3", "repeat_1")  # head only, top blocks, from repeat_1 up
+
+
+def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifiers, seed) -> dict:
+    """Per (attack, classifier): protection rate and CI, and the clean accuracy (nobody protected)."""
+    split, labels = setting.split, setting.labels
+    out = {}
+    for classifier in classifiers:
+        clean_acc = 1.0 - protocol.clean_error(split, labels, clean_emb, classifier, seed)
+        for attack_name, cloaked in protected_emb.items():
+            ev = protocol.evaluate_embeddings(split, labels, clean_emb, cloaked, classifier, seed)
+            out[attack_name, classifier] = {"protection_rate": ev.protection_rate, "protection_ci": ev.protection_ci,
+                                            "clean_accuracy": clean_acc}
+    return out
+
+
+def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes: tuple[str, ...] = defences.RECIPES,
+                 starts: tuple[str, ...] = ADAPTIVE_STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
+                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True, progress: bool = True,
+                 cache=None) -> AdaptiveRun:
+    """Train robust FaceNets on the defender's own cloaks of public users; rerun the protocol.
+
+    For each recipe, every start stage in ``starts`` is trained and scored on held-out public
+    users (``defences.validation_scores``); the one ``defences.select`` picks is the recipe's
+    result. ``candidates`` holds every model tried (what fails as well as what works) and, with
+    ``ablations``, a model trained without LowKey's cloaks. ``one_clean_photo`` reruns the
+    protocol with one unperturbed photo of each protected user in the gallery.
+    """
+    start_time = time.perf_counter()
+    base = "facenet-keras"
+    sizes = protocol.profile_settings(profile)
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
+    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    pub_cloaks = {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+    n_train = len(public.train)
+
+    def scores(embed) -> tuple[dict, dict]:
+        clean_emb = embed(setting.canvases)
+        protected_emb = {a: dict(zip(protected_idx.tolist(), embed(c.cloaked))) for a, c in cloaks.items()}
+        test = _protocol_rows(setting, clean_emb, protected_emb, classifiers, seed)
+        val = {a: defences.validation_scores(setting, public, clean_emb, embed(c.cloaked[n_train:]), seed=seed)
+               for a, c in pub_cloaks.items()}
+        return test, val
+
+    before, before_val = scores(lambda c: models.embeddings(base, c, cache, progress=False))
+    before_val_clean = float(np.mean([v["clean_accuracy"] for v in before_val.values()]))
+
+    def candidate(recipe, start, trained_on):
+        clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, {a: pub_cloaks[a] for a in trained_on})
+        robust = defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, base,
+                                       epochs=sizes["robust_epochs"], seed=seed, trained_on=trained_on,
+                                       cache=cache, progress=progress)
+        test, val = scores(lambda c: robust.embeddings(c, cache))
+        return {"recipe": recipe, "start": start, "trained_on": list(trained_on), "train_s": round(robust.train_s, 1),
+                "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
+                "validation_clean_accuracy": round(float(np.mean([v["clean_accuracy"] for v in val.values()])), 4),
+                "test": test, "model": robust}
+
+    tried = [candidate(r, s, tuple(attack_names)) for r in recipes for s in starts]
+    chosen = {r: defences.select([c for c in tried if c["recipe"] == r], before_val_clean) for r in recipes}
+    if ablations and "lowkey" in attack_names and len(attack_names) > 1:
+        without = tuple(a for a in attack_names if a != "lowkey")
+        tried.append(candidate("align", chosen["align"]["start"] if "align" in chosen else starts[-1], without))
+
+    def rows(c, selected):
+        return [{"attack": a, "recipe": c["recipe"], "start": c["start"], "trained_on": c["trained_on"],
+                 "classifier": k, "selected": selected,
+                 "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+                 "protection_rate_before": round(before[a, k]["protection_rate"], 4),
+                 "clean_accuracy": round(v["clean_accuracy"], 4),
+                 "clean_accuracy_before": round(before[a, k]["clean_accuracy"], 4), "train_s": c["train_s"],
+                 "validation_protection": c["validation_protection"],
+                 "validation_clean_accuracy": c["validation_clean_accuracy"]} for (a, k), v in c["test"].items()]
+
+    results = [r for c in chosen.values() for r in rows(c, True)]
+    candidate_rows = [r for c in tried for r in rows(c, any(c is s for s in chosen.values()))]
+
+    clean_photo = []
+    for label, embed in [(f"{base} (original)", lambda c: models.embeddings(base, c, cache, progress=False))] + [
+            (c["model"].name, lambda x, m=c["model"]: m.embeddings(x, cache)) for c in chosen.values()]:
+        clean_emb = embed(setting.canvases)
+        for a, c in cloaks.items():
+            ev = defences.with_clean_photos(split, labels, clean_emb, dict(zip(protected_idx.tolist(), embed(c.cloaked))),
+                                            seed=seed)
+            clean_photo.append({"model": label, "attack": a, "classifier": "1nn", "clean_photos_per_user": 1,
+                                "protection_rate": round(ev.protection_rate, 4),
+                                "protection_ci": [round(x, 4) for x in ev.protection_ci]})
+    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "base": base,
+                    "public_identities": int(len(public.train_identities)),
+                    "validation_identities": int(len(public.validation_identities)),
+                    "public_pairs_per_attack": int(n_train), "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
+                    "public_lowkey_steps": sizes["public_lowkey_steps"], "modes": {a: sizes["modes"][a] for a in attack_names},
+                    "epochs": sizes["robust_epochs"], "validation_clean_accuracy_before": round(before_val_clean, 4),
+                    "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks, {r: c["model"] for r, c in chosen.items()},
+                       results, candidate_rows, clean_photo, run_settings)
+
+
+def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0, cache=None
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Coordinates for the before/after UMAP widget: the protected users' clean probes and their
+    ``attack`` cloaks (a separate group, "NAME (cloaked)"), with the clean photos of ``others``
+    public users, under the original model and each robust one (one UMAP fitted per model).
+
+    Returns (coords by model name, group labels, group names).
+    """
+    from .viz import fit_umap
+    setting, split, labels = run.setting, run.setting.split, run.setting.labels
+    protected_idx = split.protected_train(labels)
+    public_ids = np.setdiff1d(np.unique(labels), split.protected)[:others]
+    shown = np.flatnonzero(np.isin(labels, public_ids))
+    probes = split.protected_test(labels)
+    n_names = len(setting.names)
+    group = np.concatenate([labels[shown], labels[probes], labels[protected_idx] + n_names])
+    names = list(setting.names) + [f"{n} (cloaked)" for n in setting.names]
+    base = "facenet-keras"
+    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
+    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    coords = {}
+    for name, embed in embedders.items():
+        emb = np.concatenate([embed(setting.canvases)[shown], embed(setting.canvases)[probes],
+                              embed(run.cloaks[attack].cloaked)])
+        coords[name] = fit_umap(emb, seed=seed).embedding_
+    return coords, group, names
+
+
+@dataclass
+class DetectionRun:
+    """Experiment 3: a fine-tuned ImageNet CNN tells cloaked photos from clean ones."""
+
+    setting: protocol.Setting
+    profile: str
+    seed: int
+    public: "defences.PublicData"
+    detectors: dict[str, "defences.TrainedDetector"]  # one per attack, and "all"
+    results: list[dict]
+    cross_attack: list[dict]
+    jpeg: list[dict]
+    filter: list[dict]
+    test_scores: dict  # attack -> (scores of clean, scores of cloaked) under the "all" detector
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "cross_attack": self.cross_attack, "jpeg": self.jpeg,
+                "filter": self.filter, "settings": self.settings}
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def run_detection(source=None, profile: str = "classroom", seed: int = 0,
+                  attack_names: tuple[str, ...] = attacks.ATTACKS, jpeg_quality: int = 75, progress: bool = True,
+                  cache=None) -> DetectionRun:
+    """Train cloak detectors on the defender's cloaks of public users; test on other identities.
+
+    One detector per attack and one on all of them ("all"), trained on ``public.train``'s
+    photos. Held-out test identities: the public validation users (cloaked with the
+    defender's settings) and the protected users (their own cloaks, the profile's modes);
+    negatives are the clean versions of the same photos. ``cross_attack``: a detector tested
+    on another attack; ``jpeg``: test photos re-compressed at ``jpeg_quality``; ``filter``:
+    the "all" detector removes what it flags from the gallery and the protocol is rerun.
+    """
+    start_time = time.perf_counter()
+    sizes = protocol.profile_settings(profile)
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
+    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    pub_cloaks = {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+    n = len(public.train)
+    train_clean = setting.canvases[public.train]
+    epochs = sizes["detector_epochs"]
+    detectors = {a: defences.train_detector(train_clean, pub_cloaks[a].cloaked[:n], epochs, seed=seed, trained_on=(a,),
+                                            cache=cache, progress=progress) for a in attack_names}
+    detectors["all"] = defences.train_detector(np.concatenate([train_clean] * len(attack_names)),
+                                               np.concatenate([pub_cloaks[a].cloaked[:n] for a in attack_names]),
+                                               epochs, seed=seed, trained_on=tuple(attack_names), cache=cache,
+                                               progress=progress)
+    test_clean = np.concatenate([setting.canvases[public.validation], setting.canvases[protected_idx]])
+    test_cloaked = {a: np.concatenate([pub_cloaks[a].cloaked[n:], cloaks[a].cloaked]) for a in attack_names}
+    results, cross, compressed, test_scores = [], [], [], {}
+    for name, trained in detectors.items():
+        clean_s = trained.detector.scores(test_clean)
+        clean_jpeg_s = trained.detector.scores(defences.jpeg(test_clean, jpeg_quality))
+        for a in attack_names:
+            cloaked_s = trained.detector.scores(test_cloaked[a])
+            row = {"attack": a, "trained_on": list(trained.trained_on),
+                   **_rounded(defences.detection_metrics(clean_s, cloaked_s)), "train_s": round(trained.train_s, 1)}
+            if name == "all":
+                test_scores[a] = (clean_s, cloaked_s)
+            if a in trained.trained_on:
+                results.append(row)
+                jpeg_s = trained.detector.scores(defences.jpeg(test_cloaked[a], jpeg_quality))
+                compressed.append({"attack": a, "trained_on": list(trained.trained_on), "quality": jpeg_quality,
+                                   **_rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s))})
+            else:
+                cross.append(row)
+
+    base = "facenet-keras"
+    clean_emb = models.embeddings(base, setting.canvases, cache, progress=False)
+    gallery_clean = split.train[~np.isin(split.train, protected_idx)]
+    clean_flags = detectors["all"].detector.scores(setting.canvases[gallery_clean]) >= 0.5
+    filtered = []
+    for a, result in cloaks.items():
+        cloak_flags = detectors["all"].detector.scores(result.cloaked) >= 0.5
+        cloak_emb = models.embeddings(base, result.cloaked, cache, progress=False)
+        before = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(), cloak_emb)), "1nn", seed)
+        kept_clean, kept_cloaks = gallery_clean[~clean_flags], ~cloak_flags
+        items = np.concatenate([clean_emb[kept_clean], cloak_emb[kept_cloaks]])
+        item_labels = np.concatenate([labels[kept_clean], labels[protected_idx][kept_cloaks]])
+        after = protocol.score(split, labels, protocol.nn1_predict(items, item_labels, clean_emb[split.test]))
+        filtered.append({"attack": a, "model": base, "classifier": "1nn",
+                         "cloaks_removed": int(cloak_flags.sum()), "cloaks": int(len(cloak_flags)),
+                         "clean_removed": int(clean_flags.sum()), "clean": int(len(clean_flags)),
+                         "protection_rate_before": round(before.protection_rate, 4),
+                         "protection_rate_after": round(after.protection_rate, 4),
+                         "unprotected_error_before": round(before.unprotected_error, 4),
+                         "unprotected_error_after": round(after.unprotected_error, 4)})
+    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "backbone": "efficientnet-lite0",
+                    "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
+                    "test_identities": int(len(public.validation_identities) + len(split.protected)),
+                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs, "crop": defences.DETECTOR_CROP,
+                    "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
+                    "modes": {a: sizes["modes"][a] for a in attack_names}, "threshold": 0.5,
+                    "paper_precision_recall": 0.998, "seconds": round(time.perf_counter() - start_time, 1)}
+    return DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed, filtered, test_scores,
+                        run_settings)
+
+
+EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection": run_detection}
 
 
 def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: int = 0, cache=None) -> dict:

@@ -98,12 +98,22 @@ def gallery(split: Split, labels: np.ndarray, clean: np.ndarray, cloaked: dict[i
 PROFILES = {
     # Sizes per profile: identities, photos per identity, protected users, attack modes.
     # ci keeps CI quick: weak modes and a 10-step LowKey, which do NOT reproduce the paper's settings.
+    # The defender's sizes (notebooks 02, 03): how many scraped photos per public user it
+    # cloaks itself ("public_per_identity"), with which modes ("public_modes",
+    # "public_lowkey_steps"; cheaper than the users' own, to fit a CPU), how many public
+    # users it holds out to choose its settings on ("validation_fraction"), and epochs.
     "ci": {"max_identities": 10, "max_images": 10, "n_protected": 1,
-           "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10},
+           "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10,
+           "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"},
+           "public_lowkey_steps": 5, "validation_fraction": 0.25, "robust_epochs": 2, "detector_epochs": 2},
     "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
-                  "modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50},
+                  "modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
+                  "public_per_identity": 4, "public_modes": {"fawkes-v0.3": "low", "fawkes-v1.0": "low", "lowkey": "paper"},
+                  "public_lowkey_steps": 20, "validation_fraction": 0.2, "robust_epochs": 10, "detector_epochs": 6},
     "full": {"max_identities": None, "max_images": None, "n_protected": 10,
-             "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50},
+             "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
+             "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
+             "public_lowkey_steps": 50, "validation_fraction": 0.2, "robust_epochs": 10, "detector_epochs": 8},
 }
 
 

@@ -318,3 +318,60 @@ class IterateUmapWidget:
                 trace.x, trace.y = new.x, new.y
                 trace.hovertext = new.hovertext
             self.figure.layout.title.text = fresh.layout.title.text
+
+
+# Notebooks 02 and 03: the adaptive defence and the detector --------------------------------------
+
+def before_after_figure(rows: Sequence[dict], title: str = "Protection before and after the adaptive defence (1-NN)"
+                        ) -> go.Figure:
+    """Per attack: protection rate against the original model and against the robust one (with its
+    Wilson interval), and both models' clean accuracy as markers."""
+    attacks_ = [r["attack"] for r in rows]
+    after = [r["protection_rate"] for r in rows]
+    fig = go.Figure([
+        go.Bar(name="protection, original model", x=attacks_, y=[r["protection_rate_before"] for r in rows],
+               marker_color=PALETTE[7], text=[f"{r['protection_rate_before']:.2f}" for r in rows], textposition="outside"),
+        go.Bar(name="protection, robust model", x=attacks_, y=after, marker_color=PROTECTED_COLOUR,
+               error_y=dict(type="data", array=[r["protection_ci"][1] - r["protection_rate"] for r in rows],
+                            arrayminus=[r["protection_rate"] - r["protection_ci"][0] for r in rows]),
+               text=[f"{v:.2f}" for v in after], textposition="outside"),
+        go.Scatter(name="clean accuracy, original", x=attacks_, y=[r["clean_accuracy_before"] for r in rows],
+                   mode="markers", marker=dict(symbol="line-ew-open", size=30, color="black")),
+        go.Scatter(name="clean accuracy, robust", x=attacks_, y=[r["clean_accuracy"] for r in rows],
+                   mode="markers", marker=dict(symbol="diamond", size=11, color=PALETTE[2])),
+    ])
+    fig.update_layout(barmode="group", title=title, yaxis=dict(title="rate", range=[0, 1.15]), height=420)
+    return fig
+
+
+def roc_figure(scores: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "Detector ROC on held-out identities"
+               ) -> go.Figure:
+    """ROC curves, one per attack, from (scores of clean photos, scores of cloaked photos)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+    fig = go.Figure()
+    for k, (name, (clean, cloaked)) in enumerate(scores.items()):
+        y = np.concatenate([np.zeros(len(clean)), np.ones(len(cloaked))])
+        s = np.concatenate([clean, cloaked])
+        fpr, tpr, _ = roc_curve(y, s)
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {roc_auc_score(y, s):.3f})",
+                                 line=dict(color=PALETTE[k % len(PALETTE)])))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="grey"), name="chance"))
+    fig.update_layout(title=title, xaxis=dict(title="false positive rate (clean flagged)"),
+                      yaxis=dict(title="true positive rate (cloaks caught)"), height=420)
+    return fig
+
+
+def cross_attack_figure(rows: Sequence[dict], metric: str = "recall",
+                        title: str = "Detector trained on one attack, tested on each") -> go.Figure:
+    """Heatmap of ``metric`` by (trained on, tested on), from rows with one-attack ``trained_on``."""
+    rows = [r for r in rows if len(r["trained_on"]) == 1]
+    trained = list(dict.fromkeys(r["trained_on"][0] for r in rows))
+    tested = list(dict.fromkeys(r["attack"] for r in rows))
+    z = np.full((len(trained), len(tested)), np.nan)
+    for r in rows:
+        z[trained.index(r["trained_on"][0]), tested.index(r["attack"])] = r[metric]
+    fig = go.Figure(go.Heatmap(z=z, x=tested, y=trained, zmin=0, zmax=1, colorscale="RdYlGn",
+                               text=[[f"{v:.2f}" for v in row] for row in z], texttemplate="%{text}",
+                               colorbar=dict(title=metric)))
+    fig.update_layout(title=title, xaxis=dict(title="tested on"), yaxis=dict(title="trained on"), height=380)
+    return fig

@@ -6,6 +6,7 @@ MS-Celeb-1M). We read its weights with h5py into facenet-pytorch's ``InceptionRe
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,38 @@ def build(pretrained: bool = True):
     if pretrained:
         load_keras_weights(net, weights_path())
     return Extractor(INFO, net, lambda x: standardise_per_image(x * 255.0))
+
+
+# The network's stages in order, for fine-tuning from a chosen block up (the adaptive defence).
+STAGES = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+          "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a",
+          "last_linear", "last_bn")
+
+
+class Stages(nn.Module):
+    """A run of ``STAGES`` of an ``InceptionResnetV1`` (the modules are shared, not copied)."""
+
+    def __init__(self, net: nn.Module, names: tuple[str, ...]):
+        super().__init__()
+        self.names = tuple(names)
+        self.layers = nn.ModuleList(getattr(net, n) for n in self.names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for name, layer in zip(self.names, self.layers):
+            if name == "last_linear":
+                x = x.flatten(1)
+            x = layer(x)
+        return x
+
+
+def split_at(net: nn.Module, start: str) -> tuple[Stages, Stages]:
+    """(frozen early stages of ``net``, a trainable deep copy of the stages from ``start`` up)."""
+    if start not in STAGES:
+        raise ValueError(f"Unknown stage {start!r}; choose one of {', '.join(STAGES)}")
+    cut = STAGES.index(start)
+    late = Stages(copy.deepcopy(net), STAGES[cut:])
+    late.requires_grad_(True)
+    return Stages(net, STAGES[:cut]), late
 
 
 def status() -> tuple[bool, str]:

