@@ -124,3 +124,51 @@ def test_detector_learns_an_obvious_cloak(tmp_path):
     assert scores[8:].mean() > scores[:8].mean()
     crops = defences.random_crops(to_tensor(clean[:3]), 64, torch.Generator().manual_seed(0))
     assert crops.shape == (3, 3, 64, 64)
+
+
+def _toy_protocol():
+    """3 identities x 4 photos on orthogonal axes; photos 0-2 train, 3 test; identity 0 protected."""
+    labels = np.repeat(np.arange(3), 4)
+    emb = np.eye(3)[labels] + 0.05 * np.sin(np.arange(12))[:, None]
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    train, test = np.flatnonzero(np.arange(12) % 4 < 3), np.flatnonzero(np.arange(12) % 4 == 3)
+    return labels, emb, protocol.Split(train, test, np.array([0]))
+
+
+def test_threshold_hybrid_uses_the_robust_model_when_the_match_is_far():
+    labels, emb, split = _toy_protocol()
+    idx = split.protected_train(labels)
+    between = (emb[4] + emb[8]) / np.linalg.norm(emb[4] + emb[8])
+    fooled = {i: between for i in idx}  # cloaks sit between identities 1 and 2, far from every probe
+    views = {"accurate": (emb, fooled), "robust": (emb, {i: emb[i] for i in idx})}
+    taus = np.array([0.0, 0.2, 2.0])
+    curves = defences.hybrid_curves(split, labels, views, taus)
+    assert curves.single["accurate"]["protection_rate"] == 1.0 and curves.single["robust"]["protection_rate"] == 0.0
+    assert curves.single["top2"]["protection_rate"] == 0.0
+    assert list(curves.protection_rate) == [0.0, 0.0, 1.0]  # a far neighbour hands over to the robust model
+    assert list(curves.clean_accuracy) == [1.0, 1.0, 1.0]
+    assert defences.choose_tau(curves) == 0.2  # lowest protection at full accuracy, trusting the accurate model most
+    labels_, dist = defences.nearest(emb[split.train], labels[split.train], emb[split.test])
+    assert np.array_equal(labels_, labels[split.test]) and (dist < 0.01).all()
+
+
+def test_union_gallery_keeps_every_cloaked_version():
+    labels, emb, split = _toy_protocol()
+    idx = split.protected_train(labels)
+    away = np.tile(emb[4], (len(idx), 1))  # old cloaks: look like identity 1
+    home = emb[idx]  # new cloaks undone (e.g. by a newer model)
+    assert defences.union_gallery_evaluation(split, labels, emb, idx, away).protection_rate == 1.0
+    assert defences.union_gallery_evaluation(split, labels, emb, idx, np.concatenate([away, home])).protection_rate == 0.0
+
+
+def test_linear_probe_separates_its_training_identities():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(4, 32))
+    labels = np.repeat(np.arange(4), 10)
+    features = centres[labels] + 0.3 * rng.normal(size=(40, 32))
+    w = defences.train_probe(features, labels, dim=8, seed=0)
+    emb = defences.project(features, w)
+    assert emb.shape == (40, 8) and np.allclose(np.linalg.norm(emb, axis=1), 1)
+    pred = protocol.nn1_predict(emb[::2], labels[::2], emb[1::2])
+    assert np.mean(pred == labels[1::2]) == 1.0
+    assert np.array_equal(w, defences.train_probe(features, labels, dim=8, seed=0))

@@ -54,3 +54,38 @@ def test_figures_are_plotly():
              "unprotected_error": 0.02, "clean_error": 0.01}]
     fig = viz.protection_figure(rows, {"fawkes-v1.0": 0.97})
     assert fig.data[0].y[0] == 0.9 and fig.data[-1].y[0] == 0.97
+
+
+def test_threshold_widget_slider_moves_the_marker():
+    from explainer.defences import HybridCurves
+    single = {k: {"clean_accuracy": 0.9, "protection_rate": 0.5} for k in ("accurate", "robust", "top2")}
+    curves = HybridCurves(np.array([0.0, 0.5, 1.0]), np.array([0.95, 0.99, 1.0]), np.array([0.05, 0.1, 0.9]), single, 0.1)
+    w = viz.ThresholdWidget(curves, tau=0.5)
+    assert w.slider.value == 1 and list(w.figure.data[-1].x) == [0.1]
+    w.slider.value = 2
+    assert list(w.figure.data[-1].x) == [0.9] and list(w.figure.data[-1].y) == [1.0]
+    assert "tau = 1.00" in w.figure.layout.title.text
+
+
+def test_heatmap_keeps_models_that_need_a_download():
+    rows = [{"attack": "lowkey", "model": "facenet-keras", "model_year": 2017, "available": True, "attacked": True,
+             "protection_rate": 0.9, "clean_error": 0.01},
+            {"attack": "lowkey", "model": "clip", "model_year": 2021, "available": False, "attacked": False,
+             "needs": "download"}]
+    fig = viz.protection_heatmap_figure(rows)
+    heat = fig.data[0]
+    assert len(heat.x) == 2 and "clip" in heat.x[1]
+    assert heat.text[0][1] == "needs<br>download" and "attacked" in heat.text[0][0]
+    assert heat.z[1][0] == 0.01  # clean-error row
+
+
+def test_adaptive_and_detection_figures():
+    rows = [{"attack": "lowkey", "protection_rate": 0.1, "protection_ci": [0.05, 0.2], "protection_rate_before": 1.0,
+             "clean_accuracy": 0.98, "clean_accuracy_before": 0.99}]
+    fig = viz.before_after_figure(rows)
+    assert fig.data[0].y[0] == 1.0 and fig.data[1].y[0] == 0.1
+    roc = viz.roc_figure({"lowkey": (np.array([0.1, 0.2]), np.array([0.8, 0.9]))})
+    assert "AUC 1.000" in roc.data[0].name
+    cross = viz.cross_attack_figure([{"attack": "a", "trained_on": ["a"], "recall": 1.0},
+                                     {"attack": "b", "trained_on": ["a"], "recall": 0.4}])
+    assert list(cross.data[0].z[0]) == [1.0, 0.4]

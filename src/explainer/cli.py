@@ -102,7 +102,7 @@ def _parse_kv(items: list[str]) -> dict:
     return out
 
 
-EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection"]  # keys of experiments.EXPERIMENTS (checked by a test)
+EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]  # keys of experiments.EXPERIMENTS (checked by a test)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
 def print_results(name: str, report: dict, out=None) -> None:
     """One line per result row of an experiment's report (``--json`` prints the whole report)."""
     out = out or sys.stdout
+    if name == "hybrid":
+        for role, r in report["results"].items():
+            extra = f"  tau {r['tau']:.3f}" if "tau" in r else f"  human needed {r['human_needed']:.3f}" if "human_needed" in r else ""
+            print(f"{role:10s} {r['model']:40s} clean acc {r['clean_accuracy']:.3f}  protection "
+                  f"{r['protection_rate']:.3f}{extra}", file=out)
+        return
     for r in report["results"]:
         if name == "poisoning":
             line = (f"{r['attack']:12s} {r['model']:14s} {r['classifier']:6s} attacked={str(r['attacked']):5s} "
@@ -177,6 +183,10 @@ def print_results(name: str, report: dict, out=None) -> None:
             line = (f"{r['attack']:12s} {r['recipe']:8s} from {r['start']:11s} {r['classifier']:6s} protection "
                     f"{r['protection_rate_before']:.3f} -> {r['protection_rate']:.3f}  clean acc "
                     f"{r['clean_accuracy_before']:.3f} -> {r['clean_accuracy']:.3f}  trained in {r['train_s']:.0f} s")
+        elif name == "time-travel":
+            line = (f"{r['attack']:12s} {r['model']:28s} {r['model_year']}  attacked={str(r['attacked']):5s} " +
+                    (f"protection {r['protection_rate']:.3f}  clean err {r['clean_error']:.3f}" if r["available"]
+                     else "not available here: " + r["needs"].splitlines()[0][:80]))
         else:
             trained = r["trained_on"][0] if len(r["trained_on"]) == 1 else "all"
             line = (f"{r['attack']:12s} detector trained on {trained:12s} precision {r['precision']:.3f}  "

@@ -142,6 +142,25 @@ class AdaptiveRun:
 ADAPTIVE_STARTS = ("last_linear", "repeat_3", "repeat_1")  # head only, top blocks, from repeat_1 up
 
 
+def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
+                  progress: bool = True, cache=None) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
+    """The public users' photos the defender cloaks, and its cloaks of them per attack (cached)."""
+    sizes = protocol.profile_settings(profile)
+    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
+    return public, {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+
+
+def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
+                   profile: str, recipe: str = "align", start: str = "repeat_1", seed: int = 0, progress: bool = True,
+                   cache=None) -> "defences.RobustModel":
+    """A robust FaceNet trained on the defender's cloaks of ``public.train`` (cached: notebooks 02,
+    04 and 05 share it)."""
+    clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks)
+    return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
+                                 epochs=protocol.profile_settings(profile)["robust_epochs"], seed=seed,
+                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress)
+
+
 def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifiers, seed) -> dict:
     """Per (attack, classifier): protection rate and CI, and the clean accuracy (nobody protected)."""
     split, labels = setting.split, setting.labels
@@ -173,9 +192,8 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
     cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
-    pub_cloaks = {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     n_train = len(public.train)
 
     def scores(embed) -> tuple[dict, dict]:
@@ -190,10 +208,8 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     before_val_clean = float(np.mean([v["clean_accuracy"] for v in before_val.values()]))
 
     def candidate(recipe, start, trained_on):
-        clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, {a: pub_cloaks[a] for a in trained_on})
-        robust = defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, base,
-                                       epochs=sizes["robust_epochs"], seed=seed, trained_on=trained_on,
-                                       cache=cache, progress=progress)
+        robust = adaptive_model(setting, public, {a: pub_cloaks[a] for a in trained_on}, profile, recipe, start, seed,
+                                progress, cache)
         test, val = scores(lambda c: robust.embeddings(c, cache))
         return {"recipe": recipe, "start": start, "trained_on": list(trained_on), "train_s": round(robust.train_s, 1),
                 "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
@@ -311,9 +327,8 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
     cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
-    pub_cloaks = {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     n = len(public.train)
     train_clean = setting.canvases[public.train]
     epochs = sizes["detector_epochs"]
@@ -374,7 +389,205 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                         run_settings)
 
 
-EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection": run_detection}
+@dataclass
+class TimeTravelRun:
+    """Experiment 4: the oblivious trainer waits for a newer extractor."""
+
+    setting: protocol.Setting
+    profile: str
+    seed: int
+    cloaks: dict[str, attacks.CloakResult]
+    results: list[dict]
+    switching: list[dict]
+    probe: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "switching": self.switching, "probe": self.probe, "settings": self.settings}
+
+
+def _embedder(name: str, cache=None):
+    """``canvases -> embeddings`` for a zoo model, or the reason it cannot run here (offline)."""
+    ok, where = models.availability(name)
+    if not ok:
+        return None, where
+    try:
+        models.load_model(name)
+    except models.WeightsUnavailable as exc:
+        return None, str(exc)
+    return (lambda c: models.embeddings(name, c, cache, progress=False)), where
+
+
+def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
+                    attack_names: tuple[str, ...] = attacks.ATTACKS, switching: bool = True, probe: bool = True,
+                    progress: bool = True, cache=None) -> TimeTravelRun:
+    """The protected users' cloaks (made once, against the attacker's-era models) against every
+    extractor of the zoo, in publication order (1-NN). Models whose weights are not here are
+    listed with ``"available": false`` and what they need.
+
+    ``switching``: the user's scraped photos were cloaked with Fawkes v0.3; they re-upload the
+    same photos cloaked with a newer attack; the gallery holds both (the union). Scored on the
+    attacked model, the newest offline one and the adaptive model of notebook 02.
+    ``probe``: a linear probe on the newest available extractor, trained on the defender's
+    clean and cloaked public photos (the paper's fine-tuned CLIP, offline: on SFace).
+    """
+    start_time = time.perf_counter()
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    results, embedders = [], {}
+    for name in models.model_names():
+        info = models.model_info(name)
+        embed, where = _embedder(name, cache)
+        for a, result in cloaks.items():
+            row = {"attack": a, "attack_year": attacks.RELEASED[a], "model": name, "model_year": info.year,
+                   "offline": info.offline, "attacked": name in result.models, "available": embed is not None}
+            if embed is None:
+                row["needs"] = where
+            else:
+                embedders[name] = embed
+                clean_emb = embed(setting.canvases)
+                ev = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(),
+                                                                                    embed(result.cloaked))), "1nn", seed)
+                row.update({"protection_rate": round(ev.protection_rate, 4),
+                            "protection_ci": [round(x, 4) for x in ev.protection_ci],
+                            "unprotected_error": round(ev.unprotected_error, 4),
+                            "clean_error": round(protocol.clean_error(split, labels, clean_emb, "1nn", seed), 4)})
+            results.append(row)
+
+    newest = max((n for n in embedders), key=lambda n: (models.model_info(n).year, n))
+    newest_offline = models.FUTURE_MODEL
+    switch_rows, probe_rows = [], []
+    if switching or probe:
+        public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    if switching and "fawkes-v0.3" in attack_names and len(attack_names) > 1:
+        robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
+        judges = {"facenet-keras": embedders["facenet-keras"], newest_offline: embedders[newest_offline],
+                  robust.name: lambda c: robust.embeddings(c, cache)}
+        for new in [a for a in attack_names if a != "fawkes-v0.3"]:
+            for judge, embed in judges.items():
+                emb = embed(setting.canvases)
+                union = np.concatenate([embed(cloaks["fawkes-v0.3"].cloaked), embed(cloaks[new].cloaked)])
+                ev = defences.union_gallery_evaluation(split, labels, emb, protected_idx, union)
+                switch_rows.append({"old": "fawkes-v0.3", "new": new, "model": judge, "classifier": "1nn",
+                                    "protection_rate": round(ev.protection_rate, 4),
+                                    "protection_ci": [round(x, 4) for x in ev.protection_ci]})
+    if probe:
+        for base in dict.fromkeys([newest_offline, newest]):
+            embed = embedders[base]
+            n = len(public.train)
+            feats = np.concatenate([embed(setting.canvases[public.train])] + [embed(c.cloaked[:n]) for c in pub_cloaks.values()])
+            w = defences.train_probe(feats, np.tile(labels[public.train], 1 + len(pub_cloaks)), seed=seed)
+            emb = defences.project(embed(setting.canvases), w)
+            clean_error = protocol.clean_error(split, labels, emb, "1nn", seed)
+            for a, result in cloaks.items():
+                ev = protocol.evaluate_embeddings(split, labels, emb, dict(zip(protected_idx.tolist(),
+                                                  defences.project(embed(result.cloaked), w))), "1nn", seed)
+                probe_rows.append({"attack": a, "model": f"{base} + linear probe", "base": base, "classifier": "1nn",
+                                   "protection_rate": round(ev.protection_rate, 4),
+                                   "protection_rate_base": next(r["protection_rate"] for r in results
+                                                                if r["model"] == base and r["attack"] == a),
+                                   "clean_error": round(clean_error, 4)})
+    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "newest_offline": newest_offline,
+                    "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
+                    "attack_models": {a: list(r.models) for a, r in cloaks.items()},
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows, run_settings)
+
+
+@dataclass
+class HybridRun:
+    """Experiment 5: an accurate model and a robust one, combined by Top2 or a confidence threshold."""
+
+    setting: protocol.Setting
+    profile: str
+    seed: int
+    accurate: str
+    robust: str
+    test: dict  # attack -> defences.HybridCurves (protected users' probes)
+    validation: dict  # attack -> defences.HybridCurves (held-out public users)
+    tau: float
+    results: dict
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "settings": self.settings}
+
+
+def pooled(curves: dict) -> "defences.HybridCurves":
+    """Average the curves of several attacks (same thresholds) into one."""
+    cs = list(curves.values())
+    single = {k: {m: float(np.mean([c.single[k][m] for c in cs])) for m in cs[0].single[k]} for k in cs[0].single}
+    return defences.HybridCurves(cs[0].taus, np.mean([c.clean_accuracy for c in cs], 0),
+                                 np.mean([c.protection_rate for c in cs], 0), single,
+                                 float(np.mean([c.human_needed for c in cs])))
+
+
+def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: str = "adaptive",
+               attack_names: tuple[str, ...] = attacks.ATTACKS, progress: bool = True, cache=None) -> HybridRun:
+    """Combine the most accurate extractor of the zoo with a robust one (``"adaptive"``: the aligned
+    FaceNet of notebook 02; ``"newest"``: the newest offline extractor).
+
+    The threshold is chosen on the defender's held-out public users, cloaked by the defender
+    (``defences.choose_tau``), then applied to the protected users. Rates are averaged over attacks.
+    """
+    start_time = time.perf_counter()
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    clean_acc = {n: protocol.clean_nn1_accuracy(models.embeddings(n, setting.canvases, cache, progress=False), labels, split)
+                 for n in evaluation_models()}
+    accurate = max(clean_acc, key=lambda n: (clean_acc[n], -models.model_info(n).year))
+    embed = {"accurate": lambda c: models.embeddings(accurate, c, cache, progress=False)}
+    if robust == "adaptive":
+        model = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
+        robust_name, embed["robust"] = model.name, (lambda c: model.embeddings(c, cache))
+    elif robust == "newest":
+        robust_name = models.FUTURE_MODEL
+        embed["robust"] = lambda c: models.embeddings(robust_name, c, cache, progress=False)
+    else:
+        raise ValueError(f"Unknown robust model {robust!r}; choose 'adaptive' or 'newest'")
+    taus = np.round(np.linspace(0.0, 1.5, 151), 3)
+    val_split, val_probes = defences.validation_split(setting, public)
+    n = len(public.train)
+    test, validation = {}, {}
+    for a in attack_names:
+        views, val_views = {}, {}
+        for role, f in embed.items():
+            emb = f(setting.canvases)
+            views[role] = (emb, dict(zip(protected_idx.tolist(), f(cloaks[a].cloaked))))
+            val_views[role] = (emb, dict(zip(public.validation.tolist(), f(pub_cloaks[a].cloaked[n:]))))
+        test[a] = defences.hybrid_curves(split, labels, views, taus)
+        validation[a] = defences.hybrid_curves(val_split, labels, val_views, taus, probes=val_probes)
+    tau = defences.choose_tau(pooled(validation))
+    overall = pooled(test)
+    i = int(np.flatnonzero(taus == tau)[0])
+
+    def entry(rates, model, per_attack):
+        return {"model": model, "clean_accuracy": round(rates["clean_accuracy"], 4),
+                "protection_rate": round(rates["protection_rate"], 4),
+                "per_attack": {a: round(v, 4) for a, v in per_attack.items()}}
+    results = {"accurate": entry(overall.single["accurate"], accurate,
+                                 {a: c.single["accurate"]["protection_rate"] for a, c in test.items()}),
+               "robust": entry(overall.single["robust"], robust_name,
+                               {a: c.single["robust"]["protection_rate"] for a, c in test.items()}),
+               "threshold": {**entry({"clean_accuracy": overall.clean_accuracy[i], "protection_rate": overall.protection_rate[i]},
+                                     f"{accurate} | {robust_name}", {a: c.protection_rate[i] for a, c in test.items()}),
+                             "tau": tau},
+               "top2": {**entry(overall.single["top2"], f"{accurate} + {robust_name}",
+                                {a: c.single["top2"]["protection_rate"] for a, c in test.items()}),
+                        "human_needed": round(overall.human_needed, 4)}}
+    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "clean_accuracy_1nn": clean_acc,
+                    "tau_chosen_on": f"{len(public.validation_identities)} held-out public users",
+                    "classifier": "1nn", "attacks": list(attack_names), "seconds": round(time.perf_counter() - start_time, 1)}
+    return HybridRun(setting, profile, seed, accurate, robust_name, test, validation, tau, results, run_settings)
+
+
+EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection": run_detection,
+               "time-travel": run_time_travel, "hybrid": run_hybrid}
 
 
 def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: int = 0, cache=None) -> dict:

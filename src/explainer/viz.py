@@ -375,3 +375,78 @@ def cross_attack_figure(rows: Sequence[dict], metric: str = "recall",
                                colorbar=dict(title=metric)))
     fig.update_layout(title=title, xaxis=dict(title="tested on"), yaxis=dict(title="trained on"), height=380)
     return fig
+
+
+# Notebooks 04 and 05: time travel and hybrids ----------------------------------------------------
+
+def protection_heatmap_figure(rows: Sequence[dict], title: str = "Protection rate of old cloaks against every extractor (1-NN)"
+                              ) -> go.Figure:
+    """Attacks (rows) x extractors in publication order (columns): protection rate, with each
+    extractor's clean error as the last row. Cloaks made against a model are marked "attacked";
+    extractors whose weights are not here are grey "needs download" columns, never dropped."""
+    model_names = list(dict.fromkeys(r["model"] for r in sorted(rows, key=lambda r: (r["model_year"], r["model"]))))
+    attack_names = list(dict.fromkeys(r["attack"] for r in rows))
+    ys = attack_names + ["clean error (no cloaks)"]
+    z = np.full((len(ys), len(model_names)), np.nan)
+    text = [["" for _ in model_names] for _ in ys]
+    for r in rows:
+        j, i = model_names.index(r["model"]), attack_names.index(r["attack"])
+        if not r["available"]:
+            text[i][j] = text[-1][j] = "needs<br>download"
+            continue
+        z[i, j] = r["protection_rate"]
+        text[i][j] = f"{r['protection_rate']:.2f}" + ("<br>attacked" if r["attacked"] else "")
+        z[-1, j] = r["clean_error"]
+        text[-1][j] = f"{r['clean_error']:.2f}"
+    years = {r["model"]: r["model_year"] for r in rows}
+    x = [f"{m}<br>({years[m]})" for m in model_names]
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=ys, zmin=0, zmax=1, colorscale="Reds", text=text, texttemplate="%{text}",
+                               colorbar=dict(title="rate"), hoverongaps=False))
+    unavailable = [k for k, m in enumerate(model_names) if not any(r["available"] for r in rows if r["model"] == m)]
+    for k in unavailable:
+        fig.add_vrect(x0=k - 0.5, x1=k + 0.5, fillcolor="lightgrey", opacity=0.5, line_width=0)
+    fig.update_layout(title=title, height=360, yaxis=dict(autorange="reversed"), xaxis=dict(tickfont=dict(size=10)))
+    return fig
+
+
+def hybrid_figure(curves, tau: float | None = None, title: str = "Accuracy vs protection as the threshold moves"
+                  ) -> go.Figure:
+    """Clean accuracy against protection rate of the thresholded hybrid for every tau (a
+    ``defences.HybridCurves``), with both single models, Top2 and the chosen ``tau`` as markers."""
+    fig = go.Figure(go.Scatter(x=curves.protection_rate, y=curves.clean_accuracy, mode="lines+markers",
+                               marker=dict(size=4), name="threshold hybrid (each tau)",
+                               hovertext=[f"tau {t:.2f}" for t in curves.taus], hoverinfo="text+x+y"))
+    for k, (role, symbol) in enumerate((("accurate", "square"), ("robust", "diamond"), ("top2", "star"))):
+        r = curves.single[role]
+        fig.add_trace(go.Scatter(x=[r["protection_rate"]], y=[r["clean_accuracy"]], mode="markers", name=role,
+                                 marker=dict(size=13, symbol=symbol, color=PALETTE[k + 1])))
+    i = 0 if tau is None else int(np.argmin(np.abs(curves.taus - tau)))
+    fig.add_trace(go.Scatter(x=[curves.protection_rate[i]], y=[curves.clean_accuracy[i]], mode="markers",
+                             name="current tau", marker=dict(size=16, color=PROTECTED_COLOUR, symbol="circle-open",
+                                                            line=dict(width=3))))
+    fig.update_layout(title=f"{title} (tau = {curves.taus[i]:.2f})", height=440,
+                      xaxis=dict(title="protection rate (lower: the trainer wins)", range=[-0.05, 1.05]),
+                      yaxis=dict(title="clean accuracy"))
+    return fig
+
+
+class ThresholdWidget:
+    """A tau slider over a ``hybrid_figure``: the marker and the title follow it (``move(i)``)."""
+
+    def __init__(self, curves, tau: float | None = None):
+        import ipywidgets as w
+        self.curves = curves
+        start = 0 if tau is None else int(np.argmin(np.abs(curves.taus - tau)))
+        self.figure = go.FigureWidget(hybrid_figure(curves, curves.taus[start]))
+        self.slider = w.IntSlider(value=start, min=0, max=len(curves.taus) - 1, description="tau index",
+                                  continuous_update=True, readout=False)
+        self.slider.observe(lambda change: self.move(change["new"]), names="value")
+        self.widget = w.VBox([self.slider, self.figure])
+
+    def move(self, i: int) -> None:
+        c = self.curves
+        with self.figure.batch_update():
+            marker = self.figure.data[-1]
+            marker.x, marker.y = [c.protection_rate[i]], [c.clean_accuracy[i]]
+            self.figure.layout.title.text = (f"tau = {c.taus[i]:.2f}: clean accuracy {c.clean_accuracy[i]:.3f}, "
+                                             f"protection {c.protection_rate[i]:.3f}")
