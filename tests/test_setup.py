@@ -45,8 +45,11 @@ def test_pairs_are_in_sync():
 
 def test_ci_parameters_exist_in_every_notebook():
     """papermill only warns about unknown parameters; we check what CI passes is declared."""
-    ci_parameters = {"profile": "ci", "widgets": False}
+    ci_parameters = {"profile": "ci", "data": "orl"}  # what every notebook gets; "widgets" only where declared
     for path in notebooks.notebook_paths():
         declared = notebooks.notebook_parameters(path)
         assert set(ci_parameters) <= set(declared), path.name
+        after_parameters = path.with_suffix(".py").read_text().split('tags=["parameters"]', 1)[1].split("# %%", 1)[1]
+        uses_widgets = "widgets" in after_parameters
+        assert uses_widgets == ("widgets" in declared), f"{path.name}: declare widgets iff a cell uses it"
         assert "profile" in declared and declared["profile"] in ("'classroom'", '"classroom"')

@@ -66,7 +66,9 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
         raise FileNotFoundError(f"No notebooks matched under {notebooks_dir()}")
     # Headless runs show static figures: ipywidgets need a live kernel, static plotly keeps
     # hover and zoom in the exported HTML.
-    parameters: dict[str, Any] = {"profile": profile, "widgets": False, **(extra or {})}
+    # Notebooks without widgets do not declare the parameter; it is passed to those that do.
+    headless = {"widgets": False}
+    parameters: dict[str, Any] = {"profile": profile, **(extra or {})}
     if data is not None:
         parameters["data"] = str(Path(data).resolve()) if Path(data).exists() else str(data)
     for path in paths:  # check them all before spending minutes on the first
@@ -75,7 +77,9 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
     for path in paths:
         start = time.perf_counter()
         target = out / path.name
-        pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent),
+        declared = notebook_parameters(path)
+        run_parameters = {**{k: v for k, v in headless.items() if k in declared}, **parameters}
+        pm.execute_notebook(str(path), str(target), parameters=run_parameters, cwd=str(path.parent),
                             progress_bar=progress, kernel_name="python3")
         if html:
             export_html(target)
