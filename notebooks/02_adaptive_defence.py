@@ -72,10 +72,16 @@ viewer = viz.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in 
 viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
 
 # %% [markdown]
-# ## The result: protection collapses
+# ## The result
 # Grey: protection against the original FaceNet (notebook 01's result). Red: against the robust
 # FaceNet the defender chose, with the same cloaks and the same classifier. Markers: clean
 # accuracy (nobody protected) of each model; the defence should not cost accuracy.
+#
+# The paper's defender cloaks its public photos with the same tools *and settings* as the users
+# and trains whole networks on a GPU; it reports protection falling to a few percent. Read the
+# bars below as what this CPU-sized defender achieved: when the defender's own cloaks are
+# weaker than the users' (`public_modes` vs `modes` above), the robust model undoes the weak
+# attacks better than the strong ones. The table in the next section shows every model tried.
 
 # %%
 for recipe in run.robust:
@@ -124,5 +130,7 @@ pd.DataFrame(run.clean_photo).pivot_table(index="model", columns="attack", value
 
 # %% [markdown]
 # **Take-away.** The users moved first and cannot change their cloaks after upload; the trainer
-# moved second, with the same public tools, and undid them. Notebook 03 shows the trainer does
-# not even need to undo a cloak to neutralise it: cloaks are easy to detect.
+# moves second, with the same public tools, and can keep improving its robust model for as long
+# as the photos stay online (here: more public cloaks, made at the users' settings, and deeper
+# fine-tuning; the `full` profile does both). Notebook 03 shows a cheaper move still: spotting
+# which photos are cloaked.

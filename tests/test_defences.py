@@ -172,3 +172,10 @@ def test_linear_probe_separates_its_training_identities():
     pred = protocol.nn1_predict(emb[::2], labels[::2], emb[1::2])
     assert np.mean(pred == labels[1::2]) == 1.0
     assert np.array_equal(w, defences.train_probe(features, labels, dim=8, seed=0))
+
+
+def test_detection_threshold_is_chosen_between_the_classes():
+    t = defences.choose_threshold(np.array([0.01, 0.02, 0.05]), np.array([0.2, 0.3, 0.9]))
+    assert 0.05 < t <= 0.2
+    m = defences.detection_metrics(np.array([0.01, 0.02, 0.05]), np.array([0.2, 0.3, 0.9]), t)
+    assert m["precision"] == m["recall"] == 1.0

@@ -399,6 +399,16 @@ def jpeg(canvases: np.ndarray, quality: int = 75) -> np.ndarray:
     return np.stack(out) if out else canvases.copy()
 
 
+def choose_threshold(scores_clean: np.ndarray, scores_cloaked: np.ndarray) -> float:
+    """The score threshold with the best balanced accuracy on validation photos (identities the
+    detector neither trained nor is tested on); among equally good ones, the middle one."""
+    s = np.unique(np.concatenate([scores_clean, scores_cloaked]))
+    candidates = np.concatenate([[s[0] / 2], (s[1:] + s[:-1]) / 2, [(s[-1] + 1) / 2]])
+    balanced = np.array([np.mean(scores_clean < t) + np.mean(scores_cloaked >= t) for t in candidates])
+    best = candidates[balanced == balanced.max()]
+    return float(best[len(best) // 2])
+
+
 def detection_metrics(scores_clean: np.ndarray, scores_cloaked: np.ndarray, threshold: float = 0.5) -> dict:
     """Precision, recall (cloaked is the positive class), ROC-AUC and the confusion matrix
     [[clean kept, clean flagged], [cloaks missed, cloaks caught]]."""

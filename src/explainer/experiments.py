@@ -316,9 +316,10 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     """Train cloak detectors on the defender's cloaks of public users; test on other identities.
 
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
-    photos. Held-out test identities: the public validation users (cloaked with the
-    defender's settings) and the protected users (their own cloaks, the profile's modes);
-    negatives are the clean versions of the same photos. ``cross_attack``: a detector tested
+    photos. Each detector's score threshold is chosen on the held-out public users (the
+    defender's cloaks of them, ``defences.choose_threshold``); the test identities are the
+    protected users (their own cloaks, the profile's modes), the negatives the clean versions
+    of the same photos. ``cross_attack``: a detector tested
     on another attack; ``jpeg``: test photos re-compressed at ``jpeg_quality``; ``filter``:
     the "all" detector removes what it flags from the gallery and the protocol is rerun.
     """
@@ -338,33 +339,38 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                                                np.concatenate([pub_cloaks[a].cloaked[:n] for a in attack_names]),
                                                epochs, seed=seed, trained_on=tuple(attack_names), cache=cache,
                                                progress=progress)
-    test_clean = np.concatenate([setting.canvases[public.validation], setting.canvases[protected_idx]])
-    test_cloaked = {a: np.concatenate([pub_cloaks[a].cloaked[n:], cloaks[a].cloaked]) for a in attack_names}
-    results, cross, compressed, test_scores = [], [], [], {}
+    # Thresholds are chosen on the held-out public users (the defender's cloaks of them); the
+    # test photos are the protected users' (identities never seen), cloaked by the users themselves.
+    val_clean = setting.canvases[public.validation]
+    test_clean = setting.canvases[protected_idx]
+    results, cross, compressed, test_scores, thresholds = [], [], [], {}, {}
     for name, trained in detectors.items():
+        val_cloaked = np.concatenate([pub_cloaks[a].cloaked[n:] for a in trained.trained_on])
+        t = thresholds[name] = defences.choose_threshold(trained.detector.scores(val_clean),
+                                                         trained.detector.scores(val_cloaked))
         clean_s = trained.detector.scores(test_clean)
         clean_jpeg_s = trained.detector.scores(defences.jpeg(test_clean, jpeg_quality))
         for a in attack_names:
-            cloaked_s = trained.detector.scores(test_cloaked[a])
-            row = {"attack": a, "trained_on": list(trained.trained_on),
-                   **_rounded(defences.detection_metrics(clean_s, cloaked_s)), "train_s": round(trained.train_s, 1)}
+            cloaked_s = trained.detector.scores(cloaks[a].cloaked)
+            row = {"attack": a, "trained_on": list(trained.trained_on), "threshold": round(t, 4),
+                   **_rounded(defences.detection_metrics(clean_s, cloaked_s, t)), "train_s": round(trained.train_s, 1)}
             if name == "all":
                 test_scores[a] = (clean_s, cloaked_s)
             if a in trained.trained_on:
                 results.append(row)
-                jpeg_s = trained.detector.scores(defences.jpeg(test_cloaked[a], jpeg_quality))
+                jpeg_s = trained.detector.scores(defences.jpeg(cloaks[a].cloaked, jpeg_quality))
                 compressed.append({"attack": a, "trained_on": list(trained.trained_on), "quality": jpeg_quality,
-                                   **_rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s))})
+                                   "threshold": round(t, 4), **_rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s, t))})
             else:
                 cross.append(row)
 
     base = "facenet-keras"
     clean_emb = models.embeddings(base, setting.canvases, cache, progress=False)
     gallery_clean = split.train[~np.isin(split.train, protected_idx)]
-    clean_flags = detectors["all"].detector.scores(setting.canvases[gallery_clean]) >= 0.5
+    clean_flags = detectors["all"].detector.scores(setting.canvases[gallery_clean]) >= thresholds["all"]
     filtered = []
     for a, result in cloaks.items():
-        cloak_flags = detectors["all"].detector.scores(result.cloaked) >= 0.5
+        cloak_flags = detectors["all"].detector.scores(result.cloaked) >= thresholds["all"]
         cloak_emb = models.embeddings(base, result.cloaked, cache, progress=False)
         before = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(), cloak_emb)), "1nn", seed)
         kept_clean, kept_cloaks = gallery_clean[~clean_flags], ~cloak_flags
@@ -380,10 +386,12 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                          "unprotected_error_after": round(after.unprotected_error, 4)})
     run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "backbone": "efficientnet-lite0",
                     "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
-                    "test_identities": int(len(public.validation_identities) + len(split.protected)),
+                    "validation_identities": int(len(public.validation_identities)),
+                    "test_identities": int(len(split.protected)),
                     "test_photos_per_attack": int(len(test_clean)), "epochs": epochs, "crop": defences.DETECTOR_CROP,
                     "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
-                    "modes": {a: sizes["modes"][a] for a in attack_names}, "threshold": 0.5,
+                    "modes": {a: sizes["modes"][a] for a in attack_names},
+                    "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
                     "paper_precision_recall": 0.998, "seconds": round(time.perf_counter() - start_time, 1)}
     return DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed, filtered, test_scores,
                         run_settings)

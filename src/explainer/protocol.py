@@ -109,7 +109,7 @@ PROFILES = {
     "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
                   "modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
                   "public_per_identity": 4, "public_modes": {"fawkes-v0.3": "low", "fawkes-v1.0": "low", "lowkey": "paper"},
-                  "public_lowkey_steps": 20, "validation_fraction": 0.2, "robust_epochs": 10, "detector_epochs": 6},
+                  "public_lowkey_steps": 20, "validation_fraction": 0.2, "robust_epochs": 10, "detector_epochs": 12},
     "full": {"max_identities": None, "max_images": None, "n_protected": 10,
              "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
              "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},

@@ -1,6 +1,9 @@
 """Check the zoo and the attacks on a CUDA device: same embeddings as on the CPU, and their speed.
 
-    python bench/cuda.py --models dlib-resnet sface --json
+    python bench/gpu.py --models dlib-resnet sface --json
+
+(Named gpu.py, not cuda.py: a script folder on sys.path with a cuda.py shadows the
+``cuda`` package that torch imports, and every script in bench/ then fails to import torch.)
 
 For each model: the lowest cosine between CPU and CUDA embeddings of real faces (ORL), and
 images/s on each device. For Fawkes v1.0 (low) and LowKey against ``--attack-models``: seconds
