@@ -17,11 +17,10 @@ trained weights are cached under a hash of everything that went into them.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -146,6 +145,38 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
     return factor
 
 
+def run_epochs(batch_loss, opt, sched, epochs: int, n: int, batch_size: int, gen: torch.Generator, desc: str,
+               progress: bool = True) -> list[float]:
+    """The training loop every fine-tune here shares: per epoch a seeded permutation of ``n``
+    items in batches, ``batch_loss(indices)`` then an optimiser and scheduler step. Returns the
+    mean loss per epoch."""
+    losses = []
+    bar = tqdm(total=epochs * math.ceil(n / batch_size), desc=desc, disable=not progress, unit="batch")
+    for _ in range(epochs):
+        total = 0.0
+        for batch in torch.randperm(n, generator=gen).split(batch_size):
+            loss = batch_loss(batch)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(batch)
+            bar.update(1)
+        losses.append(total / n)
+    bar.close()
+    return losses
+
+
+def trained_arrays(module: nn.Module, t0: float, losses: list[float]) -> dict:
+    """What the cache stores of a trained module: its state ("w/..."), seconds and losses."""
+    state = {f"w/{k}": v.detach().numpy() for k, v in module.state_dict().items()}
+    return {**state, "train_s": np.array(time.perf_counter() - t0), "losses": np.array(losses)}
+
+
+def load_trained(module: nn.Module, found: dict) -> None:
+    module.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+
+
 def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, labels: np.ndarray,
                  recipe: str = "align", start: str = "repeat_1", base: str = "facenet-keras", epochs: int = 10,
                  lr: float = 5e-4, batch_size: int = 32, seed: int = 0, trained_on: tuple[str, ...] = (),
@@ -195,35 +226,23 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
         batches_per_epoch = math.ceil(len(src) / batch_size)
         opt = torch.optim.Adam(params, lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(epochs * batches_per_epoch, batches_per_epoch))
-        losses = []
-        bar = tqdm(total=epochs * batches_per_epoch, desc=f"robust {base} ({recipe}, from {start})",
-                   disable=not progress, unit="batch")
-        for _ in range(epochs):
-            total = 0.0
-            for batch in torch.randperm(len(src), generator=gen).split(batch_size):
-                s = src[batch]
-                if recipe == "align":
-                    e_cloaked = F.normalize(late(a_cloaked[batch]), dim=1)
-                    e_clean = F.normalize(late(a_clean[s]), dim=1)
-                    loss = ((e_cloaked - target[s]) ** 2).sum(1).mean() + 2 * ((e_clean - target[s]) ** 2).sum(1).mean()
-                else:
-                    emb = F.normalize(late(torch.cat([a_cloaked[batch], a_clean[s]])), dim=1)
-                    logits = 30.0 * emb @ F.normalize(weight, dim=1).T
-                    loss = F.cross_entropy(logits, torch.cat([y[s], y[s]]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(batch)
-                bar.update(1)
-            losses.append(total / len(src))
-        bar.close()
-        state = {f"w/{k}": v.detach().numpy() for k, v in late.state_dict().items()}
-        return {**state, "train_s": np.array(time.perf_counter() - t0), "losses": np.array(losses)}
+
+        def batch_loss(batch):
+            s = src[batch]
+            if recipe == "align":
+                e_cloaked = F.normalize(late(a_cloaked[batch]), dim=1)
+                e_clean = F.normalize(late(a_clean[s]), dim=1)
+                return ((e_cloaked - target[s]) ** 2).sum(1).mean() + 2 * ((e_clean - target[s]) ** 2).sum(1).mean()
+            emb = F.normalize(late(torch.cat([a_cloaked[batch], a_clean[s]])), dim=1)
+            return F.cross_entropy(30.0 * emb @ F.normalize(weight, dim=1).T, torch.cat([y[s], y[s]]))
+
+        losses = run_epochs(batch_loss, opt, sched, epochs, len(src), batch_size, gen,
+                            f"robust {base} ({recipe}, from {start})", progress)
+        return trained_arrays(late, t0, losses)
 
     found = cache.get_or_compute("robust", key_parts, compute)
     early, late = facenet.split_at(model.net, start)
-    late.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+    load_trained(late, found)
     info = dataclasses.replace(model.info, name=f"{base} robust ({recipe})", role="the trainer's adaptive model")
     extractor = zoo.Extractor(info, StagedNet(early, late), model._normalise)
     return RobustModel(base, recipe, start, tuple(trained_on), extractor, float(found["train_s"]), found["losses"], key)
@@ -360,28 +379,18 @@ def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: 
         steps_per_epoch = math.ceil(len(x) / batch_size)
         opt = torch.optim.AdamW(detector.parameters(), lr=lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(epochs * steps_per_epoch, steps_per_epoch))
-        losses = []
-        bar = tqdm(total=epochs * steps_per_epoch, desc="detector", disable=not progress, unit="batch")
         detector.train()
-        for _ in range(epochs):
-            total = 0.0
-            for batch in torch.randperm(len(x), generator=gen).split(batch_size):
-                inputs = random_crops(to_tensor(x[batch.numpy()]), DETECTOR_CROP, gen)
-                loss = F.binary_cross_entropy_with_logits(detector(inputs), y[batch])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(batch)
-                bar.update(1)
-            losses.append(total / len(x))
-        bar.close()
-        state = {f"w/{k}": v.detach().numpy() for k, v in detector.state_dict().items()}
-        return {**state, "train_s": np.array(time.perf_counter() - t0), "losses": np.array(losses)}
+
+        def batch_loss(batch):
+            inputs = random_crops(to_tensor(x[batch.numpy()]), DETECTOR_CROP, gen)
+            return F.binary_cross_entropy_with_logits(detector(inputs), y[batch])
+
+        losses = run_epochs(batch_loss, opt, sched, epochs, len(x), batch_size, gen, "detector", progress)
+        return trained_arrays(detector, t0, losses)
 
     found = cache.get_or_compute("detectors", key_parts, compute)
     detector = Detector(pretrained=False)
-    detector.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+    load_trained(detector, found)
     detector.eval()
     return TrainedDetector(detector, tuple(trained_on), float(found["train_s"]), found["losses"])
 

@@ -43,6 +43,13 @@ def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed:
                          progress=progress, cache=cache, lowkey_steps=sizes["lowkey_steps"], **kwargs)
 
 
+def cloaked_setting(source, profile: str, seed: int = 0, attack_names=attacks.ATTACKS, progress: bool = True,
+                    cache=None) -> tuple[protocol.Setting, dict[str, attacks.CloakResult]]:
+    """What every experiment after 01 starts from: the setting and the protected users' cloaks."""
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    return setting, {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+
+
 @dataclass
 class PoisoningRun:
     """Experiment 1: cloaks fool the model they were made against."""
@@ -189,10 +196,9 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     start_time = time.perf_counter()
     base = "facenet-keras"
     sizes = protocol.profile_settings(profile)
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
     public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     n_train = len(public.train)
 
@@ -325,10 +331,9 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     """
     start_time = time.perf_counter()
     sizes = protocol.profile_settings(profile)
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
     public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     n = len(public.train)
     train_clean = setting.canvases[public.train]
@@ -440,10 +445,9 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     clean and cloaked public photos (the paper's fine-tuned CLIP, offline: on SFace).
     """
     start_time = time.perf_counter()
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
     results, embedders = [], {}
     for name in models.model_names():
         info = models.model_info(name)
@@ -541,10 +545,9 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
     (``defences.choose_tau``), then applied to the protected users. Rates are averaged over attacks.
     """
     start_time = time.perf_counter()
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
     public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     clean_acc = {n: protocol.clean_nn1_accuracy(models.embeddings(n, setting.canvases, cache, progress=False), labels, split)
                  for n in evaluation_models()}
