@@ -304,8 +304,8 @@ def with_clean_photos(split: protocol.Split, labels: np.ndarray, clean_emb: np.n
     """The protocol when ``per_user`` unperturbed photos of each protected user are already online:
     the clean version of their first scraped photo(s) joins the gallery beside all the cloaks."""
     items, gallery_labels, _ = protocol.gallery(split, labels, clean_emb, cloaked_emb)
-    extra = np.concatenate([split.protected_train(labels)[labels[split.protected_train(labels)] == u][:per_user]
-                            for u in split.protected])
+    scraped = split.protected_train(labels)
+    extra = np.concatenate([scraped[labels[scraped] == u][:per_user] for u in split.protected])
     items = np.concatenate([items, clean_emb[extra]])
     gallery_labels = np.concatenate([gallery_labels, labels[extra]])
     predictions = protocol.fit_predict(classifier, items, gallery_labels, clean_emb[split.test], seed)

@@ -285,7 +285,8 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
     embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
     coords = {}
     for name, embed in embedders.items():
-        emb = np.concatenate([embed(setting.canvases)[shown], embed(setting.canvases)[probes],
+        clean = embed(setting.canvases)
+        emb = np.concatenate([clean[shown], clean[probes],
                               embed(run.cloaks[attack].cloaked)])
         coords[name] = fit_umap(emb, seed=seed).embedding_
     return coords, group, names
@@ -452,20 +453,22 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     for name in models.model_names():
         info = models.model_info(name)
         embed, where = _embedder(name, cache)
+        if embed is not None:
+            embedders[name] = embed
+            clean_emb = embed(setting.canvases)
+            clean_error = round(protocol.clean_error(split, labels, clean_emb, "1nn", seed), 4)
         for a, result in cloaks.items():
             row = {"attack": a, "attack_year": attacks.RELEASED[a], "model": name, "model_year": info.year,
                    "offline": info.offline, "attacked": name in result.models, "available": embed is not None}
             if embed is None:
                 row["needs"] = where
             else:
-                embedders[name] = embed
-                clean_emb = embed(setting.canvases)
                 ev = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(),
                                                                                     embed(result.cloaked))), "1nn", seed)
                 row.update({"protection_rate": round(ev.protection_rate, 4),
                             "protection_ci": [round(x, 4) for x in ev.protection_ci],
                             "unprotected_error": round(ev.unprotected_error, 4),
-                            "clean_error": round(protocol.clean_error(split, labels, clean_emb, "1nn", seed), 4)})
+                            "clean_error": clean_error})
             results.append(row)
 
     newest = max((n for n in embedders), key=lambda n: (models.model_info(n).year, n))
@@ -477,9 +480,10 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
         robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
         judges = {"facenet-keras": embedders["facenet-keras"], newest_offline: embedders[newest_offline],
                   robust.name: lambda c: robust.embeddings(c, cache)}
+        clean_by_judge = {judge: embed(setting.canvases) for judge, embed in judges.items()}
         for new in [a for a in attack_names if a != "fawkes-v0.3"]:
             for judge, embed in judges.items():
-                emb = embed(setting.canvases)
+                emb = clean_by_judge[judge]
                 union = np.concatenate([embed(cloaks["fawkes-v0.3"].cloaked), embed(cloaks[new].cloaked)])
                 ev = defences.union_gallery_evaluation(split, labels, emb, protected_idx, union)
                 switch_rows.append({"old": "fawkes-v0.3", "new": new, "model": judge, "classifier": "1nn",
@@ -565,10 +569,11 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
     val_split, val_probes = defences.validation_split(setting, public)
     n = len(public.train)
     test, validation = {}, {}
+    clean_by_role = {role: f(setting.canvases) for role, f in embed.items()}
     for a in attack_names:
         views, val_views = {}, {}
         for role, f in embed.items():
-            emb = f(setting.canvases)
+            emb = clean_by_role[role]
             views[role] = (emb, dict(zip(protected_idx.tolist(), f(cloaks[a].cloaked))))
             val_views[role] = (emb, dict(zip(public.validation.tolist(), f(pub_cloaks[a].cloaked[n:]))))
         test[a] = defences.hybrid_curves(split, labels, views, taus)
