@@ -86,3 +86,42 @@ def test_cloak_command_on_the_whole_corpus(corpus, tmp_path, monkeypatch, capsys
 def test_cloak_command_refuses_an_unknown_mode(capsys, corpus):
     assert cli.main(["cloak", str(corpus["cmyk"].path), "--attack", "lowkey", "--mode", "ultra"]) == 2
     assert "no mode 'ultra'" in capsys.readouterr().err
+
+
+def _widget(monkeypatch):
+    from explainer import attacks, experiments, viz
+    monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 3, 25))  # input handling under test, not the attack
+    compute = lambda files, a, m, face: experiments.run_your_photo(files or None, a, m, "orl", "ci", 0,  # noqa: E731
+                                                                 face_choice=face, progress=False)
+    return viz.YourPhotoWidget(compute, {a: attacks.modes(a) for a in attacks.ATTACKS}, "fawkes-v1.0", "low")
+
+
+def test_upload_widget_gives_one_line_per_bad_upload(corpus, monkeypatch):
+    widget = _widget(monkeypatch)
+    for name, case in corpus.items():
+        if case.error is None:
+            continue
+        lines = widget.submit([(case.path.name, case.path.read_bytes())])
+        assert len(lines) == 1 and case.error in lines[0] and "Traceback" not in lines[0], (name, lines)
+        import html
+        assert widget.messages.value == html.escape(lines[0])
+
+
+def test_upload_widget_cloaks_the_usable_photos_and_asks_every_model(corpus, monkeypatch, tmp_path):
+    widget = _widget(monkeypatch)
+    files = [(c.path.name, c.path.read_bytes()) for c in corpus.values()]
+    lines = widget.submit(files)
+    problems = [line for line in lines if line.startswith("problem: ")]
+    assert len(problems) == sum(1 for c in corpus.values() if c.error)
+    assert any("2 faces found" in line for line in lines) and any("downscaled" in line for line in lines)
+    run = widget.run
+    usable = sum(1 for c in corpus.values() if c.error is None)
+    assert len(run.enrolled) == usable - 1 and len(run.queries) == 1  # the last usable photo is the question
+    offline = [r for r in run.answers if r["offline"]]
+    assert offline and all(r["available"] and 0 <= r["recognised_cloaked"] <= 1 for r in offline)
+    assert {r["attack"] for r in run.shared} == {"as uploaded", "JPEG q90", "JPEG q75", "JPEG q50", "downscaled 1/2"}
+    assert len(widget.answers.data) == 2 and len(widget.before_after.data) == 3
+    # The face choice reaches the alignment: face 2 of the group photo is the smaller one.
+    widget.face.value = 2
+    lines = widget.submit([(corpus["two_faces"].path.name, corpus["two_faces"].path.read_bytes())])
+    assert any("using face 2" in line for line in lines)

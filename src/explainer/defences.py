@@ -408,6 +408,27 @@ def jpeg(canvases: np.ndarray, quality: int = 75) -> np.ndarray:
     return np.stack(out) if out else canvases.copy()
 
 
+def downscale(canvases: np.ndarray, factor: float = 0.5) -> np.ndarray:
+    """Shrink uint8 canvases by ``factor`` and bring them back to size (a resized upload)."""
+    from PIL import Image
+    out = []
+    for c in canvases:
+        h, w = c.shape[:2]
+        small = Image.fromarray(c).resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.LANCZOS)
+        out.append(np.asarray(small.resize((w, h), Image.BICUBIC)))
+    return np.stack(out) if out else canvases.copy()
+
+
+# What a social network may do to an upload (fawkes issue #117): name -> canvases -> canvases.
+SOCIAL_NETWORK = {
+    "as uploaded": lambda c: c,
+    "JPEG q90": lambda c: jpeg(c, 90),
+    "JPEG q75": lambda c: jpeg(c, 75),
+    "JPEG q50": lambda c: jpeg(c, 50),
+    "downscaled 1/2": lambda c: downscale(c, 0.5),
+}
+
+
 def choose_threshold(scores_clean: np.ndarray, scores_cloaked: np.ndarray) -> float:
     """The score threshold with the best balanced accuracy on validation photos (identities the
     detector neither trained nor is tested on); among equally good ones, the middle one."""

@@ -450,3 +450,93 @@ class ThresholdWidget:
             marker.x, marker.y = [c.protection_rate[i]], [c.clean_accuracy[i]]
             self.figure.layout.title.text = (f"tau = {c.taus[i]:.2f}: clean accuracy {c.clean_accuracy[i]:.3f}, "
                                              f"protection {c.protection_rate[i]:.3f}")
+
+
+def who_is_this_figure(answers: Sequence[dict], title: str = "Who is this? Each model asked about clean photos of you"
+                       ) -> go.Figure:
+    """Per model of the timeline: how often it recognises you when your posted photos are clean
+    vs cloaked. Models that need a download appear as grey, empty columns."""
+    answers = sorted(answers, key=lambda r: (r["model_year"], r["model"]))
+    x = [f"{r['model']}<br>({r['model_year']}){'<br>attacked' if r['attacked'] else ''}" for r in answers]
+    fig = go.Figure()
+    for key, label, colour in (("recognised_clean", "your posted photos clean", PALETTE[2]),
+                               ("recognised_cloaked", "your posted photos cloaked", PROTECTED_COLOUR)):
+        y = [r.get(key) if r["available"] else None for r in answers]
+        text = [f"{v:.0%}" if v is not None else "needs<br>download" for v in y]
+        hover = [f"answer: {r.get('answer', '-')}" for r in answers]
+        fig.add_trace(go.Bar(x=x, y=[v if v is not None else 0 for v in y], name=label, marker_color=colour,
+                             text=text, textposition="outside", hovertext=hover))
+    for k, r in enumerate(answers):
+        if not r["available"]:
+            fig.add_vrect(x0=k - 0.5, x1=k + 0.5, fillcolor="lightgrey", opacity=0.5, line_width=0)
+    fig.update_layout(title=title, barmode="group", height=400, yaxis=dict(title="recognised as you", range=[0, 1.15],
+                                                                           tickformat=".0%"))
+    return fig
+
+
+class YourPhotoWidget:
+    """Upload photos (or use the sample faces), pick an attack, cloak, and see what each model answers.
+
+    ``compute(files, attack, mode, face_choice)`` does the work (``files`` is a list of
+    ``(name, bytes)``, empty for the sample) and returns an ``experiments.YourPhotoRun``.
+    ``submit`` is what the button calls: every problem becomes one line in ``messages``,
+    never a traceback, and the figures are replaced in place.
+    """
+
+    def __init__(self, compute, attack_modes: dict[str, list[str]], attack: str = "fawkes-v1.0",
+                 mode: str | None = None):
+        import ipywidgets as w
+        self.compute, self.attack_modes = compute, attack_modes
+        self.upload = w.FileUpload(accept="image/*", multiple=True, description="your photos")
+        self.attack = w.Dropdown(options=list(attack_modes), value=attack, description="attack")
+        self.mode = w.Dropdown(options=attack_modes[attack], value=mode or attack_modes[attack][-1], description="mode")
+        self.face = w.BoundedIntText(value=1, min=1, max=20, description="face no.",
+                                     tooltip="with several faces in a photo: 1 = the largest")
+        self.button = w.Button(description="Cloak and ask the models", button_style="primary")
+        self.messages = w.HTML()
+        self.before_after = go.FigureWidget()
+        self.answers = go.FigureWidget()
+        self.attack.observe(lambda c: self._modes(c["new"]), names="value")
+        self.button.on_click(lambda _: self.submit(self.uploaded()))
+        self.widget = w.VBox([w.HBox([self.upload, self.attack, self.mode, self.face]), self.button, self.messages,
+                              self.before_after, self.answers])
+        self.run = None
+
+    def _modes(self, attack: str) -> None:
+        self.mode.options = self.attack_modes[attack]
+        self.mode.value = self.attack_modes[attack][-1]
+
+    def uploaded(self) -> list[tuple[str, bytes]]:
+        return [(f["name"], bytes(f["content"])) for f in self.upload.value]
+
+    def submit(self, files: list[tuple[str, bytes]]) -> list[str]:
+        """Run ``compute`` on ``files`` and show the result; returns the lines shown."""
+        import html
+
+        from .data import PhotoError
+        lines = ["working..."]
+        self.messages.value = "working..."
+        try:
+            run = self.compute(files, self.attack.value, self.mode.value, self.face.value - 1)
+        except PhotoError as exc:
+            lines = [f"Cannot use these photos: {exc}"]
+        except Exception as exc:  # a widget must keep the notebook alive: one line, not a traceback wall
+            lines = [f"Something went wrong ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
+        else:
+            self.run = run
+            lines = [f"problem: {e}" for e in run.errors] + [f"note: {n}" for n in run.notes]
+            r = run.result
+            lines.append(f"{r.attack} {r.mode} against {', '.join(r.models)}: DSSIM {r.dssim.mean():.4f}, "
+                         f"L-inf {r.linf.max() * 255:.0f}/255")
+            self._replace(self.before_after, cloak_comparison_figure(run.enrolled[0], run.cloaked[0],
+                                                                     title="your posted photo"))
+            self._replace(self.answers, who_is_this_figure(run.answers))
+        self.messages.value = "<br>".join(html.escape(line) for line in lines)
+        return lines
+
+    @staticmethod
+    def _replace(target: go.FigureWidget, fig: go.Figure) -> None:
+        with target.batch_update():
+            target.data = []
+            target.add_traces(list(fig.data))
+            target.layout = fig.layout
