@@ -23,24 +23,6 @@ DEFAULT_RUNS = ["fawkes-v0.3:min", "fawkes-v0.3:low", "fawkes-v0.3:mid", "fawkes
                 "fawkes-v1.0:high", "lowkey:paper"]
 
 
-def bare_step(extractors, x, lowkey: bool, repeats: int = 3) -> float:
-    """Seconds of one forward+backward through the extractor calls an attack step makes."""
-    import kornia
-    times = []
-    for _ in range(repeats + 1):
-        xi = x.clone().requires_grad_(True)
-        t = time.perf_counter()
-        if lowkey:
-            smooth = kornia.filters.gaussian_blur2d(xi, (7, 7), (3.0, 3.0))
-            variants = [xi, torch.flip(xi, [3]), smooth, torch.flip(smooth, [3])]
-            total = sum(m(v).sum() for v in variants for m in extractors)
-        else:
-            total = sum(m(xi).sum() for m in extractors)
-        total.backward()
-        times.append(time.perf_counter() - t)
-    return min(times[1:])
-
-
 def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, seed: int) -> dict:
     names = attacks.DEFAULT_MODELS[attack]
     extractors = [models.load_model(n, "cpu") for n in names]
@@ -64,7 +46,7 @@ def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, 
     step_s = float(np.median(steps[1:]))  # the first step includes warm-up
     cloaked = faces.to_uint8(out)
     d, linf, shift = attacks.measure(x, cloaked, names)
-    bare = bare_step(extractors, x[: len(x)], attack == "lowkey")
+    bare = attacks.bare_step_seconds(extractors, x, attack == "lowkey")
     return {"attack": attack, "mode": mode, "models": list(names), "images": len(x), "steps": len(stamps),
             "s_per_image_step": round(step_s / len(x), 4), "overhead_ratio": round(step_s / bare, 3),
             "bare_fwd_bwd_s_per_image": round(bare / len(x), 4),

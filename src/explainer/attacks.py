@@ -17,6 +17,7 @@ offline we use a documented substitute, ``1 - SSIM`` (kornia); results say which
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -442,6 +443,25 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     iterate_steps = np.array(sorted(_record(steps, record_every))) if iterates is not None else None
     return CloakResult(attack, mode, model_names, cloaked, d, linf, shift, perceptual_name, targets_per_image,
                        iterates, iterate_steps)
+
+
+def bare_step_seconds(extractors, x: torch.Tensor, lowkey: bool = False, repeats: int = 3) -> float:
+    """Seconds of one bare forward+backward through the extractor calls of one attack step on
+    the batch ``x`` (LowKey calls each model on four views). The floor of any cloaking cost."""
+    import kornia
+    times = []
+    for _ in range(repeats + 1):
+        xi = x.clone().requires_grad_(True)
+        t = time.perf_counter()
+        if lowkey:
+            smooth = kornia.filters.gaussian_blur2d(xi, (7, 7), (3.0, 3.0))
+            variants = [xi, torch.flip(xi, [3]), smooth, torch.flip(smooth, [3])]
+            total = sum(m(v).sum() for v in variants for m in extractors)
+        else:
+            total = sum(m(xi).sum() for m in extractors)
+        total.backward()
+        times.append(time.perf_counter() - t)
+    return min(times[1:])  # the first call warms up
 
 
 # Cloaking a user's own photos (``explainer cloak``) ---------------------------------------------

@@ -735,6 +735,27 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
     return YourPhotoRun(enrolled, result.cloaked, queries, result, answers, shared, notes, errors, run_settings)
 
 
+def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> list[dict]:
+    """Every cloak the notebooks of a profile compute cold: attack, mode, steps and photo count,
+    for the protected users (notebook 01 on), the defender's public photos (02 on) and the
+    extra modes of notebook 01's viewer. What the cold preparation time is made of."""
+    setting = protocol.load_setting(source, profile, seed, progress=False)
+    sizes = protocol.profile_settings(profile)
+    n_protected = len(setting.split.protected_train(setting.labels))
+    n_public = len(defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed).all)
+    rows = []
+    for a in attacks.ATTACKS:
+        for role, n, mode, lk in (("protected", n_protected, sizes["modes"][a], sizes["lowkey_steps"]),
+                                  ("public", n_public, sizes["public_modes"][a], sizes["public_lowkey_steps"])):
+            rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, lk), "photos": n})
+    if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
+        for a, wanted in (("fawkes-v0.3", ("min", "low", "mid")), ("fawkes-v1.0", ("low", "mid", "high"))):
+            for mode in wanted:
+                if mode != sizes["modes"][a]:
+                    rows.append({"attack": a, "role": "viewer", "mode": mode, "steps": attacks.steps_of(a, mode), "photos": 1})
+    return rows
+
+
 EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection": run_detection,
                "time-travel": run_time_travel, "hybrid": run_hybrid}
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -38,13 +39,27 @@ def check_parameters(path: Path, parameters: dict[str, Any]) -> None:
                          f"it declares: {', '.join(sorted(declared))}")
 
 
+# nbconvert's template and plotly's notebook renderer add <script src> tags for require.js and
+# MathJax from a CDN. The explainer uses neither (plotly.js itself is embedded), and offline a
+# page waits on them, so the exported HTML drops every remote script.
+REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.IGNORECASE)
+
+
+def offline_html(body: str) -> str:
+    """``body`` without any ``<script src="http(s)://...">`` tag (a page that opens offline)."""
+    return REMOTE_SCRIPT.sub("", body)
+
+
 def export_html(ipynb: Path) -> Path:
-    """Write ``<name>.html`` beside an executed notebook (plotly.js is embedded by the notebooks)."""
+    """Write ``<name>.html`` beside an executed notebook: self-contained, plotly.js embedded by
+    the notebooks (``viz.setup_notebook``), no script loaded from the network."""
     import nbformat
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(ipynb), as_version=4))
+    nb = nbformat.read(str(ipynb), as_version=4)
+    nb.metadata.pop("widgets", None)  # saved widget state would make the page fetch a widget manager
+    body, _ = HTMLExporter().from_notebook_node(nb)
     html = ipynb.with_suffix(".html")
-    html.write_text(body, encoding="utf-8")
+    html.write_text(offline_html(body), encoding="utf-8")
     return html
 
 

@@ -1,0 +1,129 @@
+"""Time the whole notebook sequence cold (empty cache) and warm (cached), with peak memory.
+
+    python bench/notebooks.py --profile classroom --json
+
+"Cold" runs every notebook with a fresh, empty ``EXPLAINER_CACHE``: the teacher's
+preparation. "Warm" runs them again on the cache the cold run filled: what runs in class.
+Peak RSS is the largest resident memory of this process plus its children (the notebook
+kernels), sampled every 0.2 s. ``--floor`` adds the arithmetic floor of the cold run's
+cloaking: bare forward+backward seconds per image-step x steps x photos, for every cloak the
+profile computes (``experiments.cloak_workload``). Prints
+``{"cold_s", "warm_s", "peak_rss_gb", "notebooks": {name: {"cold_s", "warm_s"}}, ...}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+
+class PeakRss:
+    """Sample the resident memory of this process and all its descendants in a thread."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me] + me.children(recursive=True):
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def run_sequence(profile: str, data: str, out: Path, only) -> dict[str, float]:
+    from explainer.notebooks import run_notebooks
+    return run_notebooks(profile, data, out, only, progress=False)
+
+
+def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 16) -> dict:
+    """Bare forward+backward time x steps x photos of every cloak the profile computes."""
+    import torch
+
+    from explainer import attacks, experiments, faces, models, protocol
+    workload = experiments.cloak_workload(data, profile, seed)
+    setting = protocol.load_setting(data, profile, seed, progress=False)
+    x = faces.to_tensor(setting.canvases[:batch])
+    per_image_step = {}
+    for a in attacks.ATTACKS:
+        extractors = [models.load_model(n, "cpu") for n in attacks.DEFAULT_MODELS[a]]
+        per_image_step[a] = attacks.bare_step_seconds(extractors, x, a == "lowkey") / len(x)
+    rows = [{**r, "floor_s": round(r["photos"] * r["steps"] * per_image_step[r["attack"]], 1)} for r in workload]
+    return {"threads": torch.get_num_threads(), "bare_s_per_image_step": {k: round(v, 4) for k, v in per_image_step.items()},
+            "cloaks": rows, "floor_s": round(sum(r["floor_s"] for r in rows), 1)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
+    parser.add_argument("--data", default="orl")
+    parser.add_argument("--only", nargs="*", help="notebook name prefixes (default: all)")
+    parser.add_argument("--cache", default=None, help="cache folder for the cold run (must be empty or absent; "
+                        "default: a fresh temporary folder, removed afterwards unless --keep-cache)")
+    parser.add_argument("--keep-cache", action="store_true")
+    parser.add_argument("--no-warm", action="store_true", help="only the cold run")
+    parser.add_argument("--floor", action="store_true", help="also measure the cloaking floor (about a minute)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="explainer-bench-cache-"))
+    if cache.exists() and any(cache.iterdir()):
+        parser.error(f"{cache} is not empty: a cold run needs an empty cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    os.environ["EXPLAINER_CACHE"] = str(cache)  # the kernels inherit it
+    out = Path(tempfile.mkdtemp(prefix="explainer-bench-out-"))
+    report: dict = {"profile": args.profile, "data": args.data, "cpus": os.cpu_count(), "cache": str(cache)}
+    try:
+        with PeakRss() as rss:
+            start = time.perf_counter()
+            cold = run_sequence(args.profile, args.data, out / "cold", args.only)
+            report["cold_s"] = round(time.perf_counter() - start, 1)
+            warm = {}
+            if not args.no_warm:
+                start = time.perf_counter()
+                warm = run_sequence(args.profile, args.data, out / "warm", args.only)
+                report["warm_s"] = round(time.perf_counter() - start, 1)
+        report["peak_rss_gb"] = round(rss.peak / 2**30, 2)
+        report["notebooks"] = {name: {"cold_s": round(s, 1), **({"warm_s": round(warm[name], 1)} if name in warm else {})}
+                               for name, s in cold.items()}
+        report["cache_gb"] = round(sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2)
+        if args.floor:
+            report["floor"] = floor_seconds(args.profile, args.data)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        if not args.keep_cache and not args.cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, t in report["notebooks"].items():
+            print(f"{name:24s} cold {t['cold_s']:7.1f} s   warm {t.get('warm_s', float('nan')):6.1f} s")
+        print(f"{'all':24s} cold {report['cold_s']:7.1f} s   warm {report.get('warm_s', float('nan')):6.1f} s   "
+              f"peak RSS {report['peak_rss_gb']:.2f} GB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
