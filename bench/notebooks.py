@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", default=None, help="cache folder for the cold run (must be empty or absent; "
                         "default: a fresh temporary folder, removed afterwards unless --keep-cache)")
     parser.add_argument("--keep-cache", action="store_true")
+    parser.add_argument("--out", default=None, help="keep the executed notebooks and HTML here (cold/, warm/)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold run")
     parser.add_argument("--floor", action="store_true", help="also measure the cloaking floor (about a minute)")
     parser.add_argument("--json", action="store_true")
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
         parser.error(f"{cache} is not empty: a cold run needs an empty cache")
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["EXPLAINER_CACHE"] = str(cache)  # the kernels inherit it
-    out = Path(tempfile.mkdtemp(prefix="explainer-bench-out-"))
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="explainer-bench-out-"))
     report: dict = {"profile": args.profile, "data": args.data, "cpus": os.cpu_count(), "cache": str(cache)}
     try:
         with PeakRss() as rss:
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
         if args.floor:
             report["floor"] = floor_seconds(args.profile, args.data)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        if not args.out:
+            shutil.rmtree(out, ignore_errors=True)
         if not args.keep_cache and not args.cache:
             shutil.rmtree(cache, ignore_errors=True)
     if args.json:

@@ -124,3 +124,24 @@ def test_fawkes_budget_holds_on_grayscale_8_bit_cloaks(setting, tmp_path):
         rho = {"fawkes-v1.0": attacks.FAWKES_V10_MODES, "fawkes-v0.3": attacks.FAWKES_V03_MODES}[attack][mode][0]
         assert np.all(result.dssim <= rho * 1.0001), (attack, result.dssim)
         assert faces.is_grayscale(faces.to_tensor(result.cloaked)).all()
+
+
+def test_an_interrupted_preparation_keeps_every_finished_batch(setting, monkeypatch, tmp_path):
+    """Stopping a long cloaking run (Ctrl-C, a closed laptop) loses only the batch in progress."""
+    monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 2, 25))  # resumption is under test, not the attack
+    real, calls = attacks.fawkes_v10_batch, []
+
+    def flaky(x, *args, **kwargs):
+        calls.append(len(x))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(attacks, "fawkes_v10_batch", flaky)
+    canvases, cache = setting.canvases[:4], Cache(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=False)
+    calls.clear()
+    resumed = attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=False)
+    assert calls == [2]  # only the interrupted batch is computed again
+    assert resumed.cloaked.shape == canvases.shape
