@@ -85,12 +85,15 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-cache", action="store_true")
     parser.add_argument("--out", default=None, help="keep the executed notebooks and HTML here (cold/, warm/)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold run")
+    parser.add_argument("--warm-only", action="store_true", help="only a warm run, on the filled cache --cache")
     parser.add_argument("--floor", action="store_true", help="also measure the cloaking floor (about a minute)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="explainer-bench-cache-"))
-    if cache.exists() and any(cache.iterdir()):
+    if args.warm_only and not (args.cache and cache.is_dir() and any(cache.iterdir())):
+        parser.error("--warm-only needs --cache pointing at a cache that a cold run filled")
+    if not args.warm_only and cache.exists() and any(cache.iterdir()):
         parser.error(f"{cache} is not empty: a cold run needs an empty cache")
     cache.mkdir(parents=True, exist_ok=True)
     os.environ["EXPLAINER_CACHE"] = str(cache)  # the kernels inherit it
@@ -98,17 +101,19 @@ def main(argv=None) -> int:
     report: dict = {"profile": args.profile, "data": args.data, "cpus": os.cpu_count(), "cache": str(cache)}
     try:
         with PeakRss() as rss:
-            start = time.perf_counter()
-            cold = run_sequence(args.profile, args.data, out / "cold", args.only)
-            report["cold_s"] = round(time.perf_counter() - start, 1)
-            warm = {}
+            cold, warm = {}, {}
+            if not args.warm_only:
+                start = time.perf_counter()
+                cold = run_sequence(args.profile, args.data, out / "cold", args.only)
+                report["cold_s"] = round(time.perf_counter() - start, 1)
             if not args.no_warm:
                 start = time.perf_counter()
                 warm = run_sequence(args.profile, args.data, out / "warm", args.only)
                 report["warm_s"] = round(time.perf_counter() - start, 1)
         report["peak_rss_gb"] = round(rss.peak / 2**30, 2)
-        report["notebooks"] = {name: {"cold_s": round(s, 1), **({"warm_s": round(warm[name], 1)} if name in warm else {})}
-                               for name, s in cold.items()}
+        report["notebooks"] = {name: {**({"cold_s": round(cold[name], 1)} if name in cold else {}),
+                                      **({"warm_s": round(warm[name], 1)} if name in warm else {})}
+                               for name in {**cold, **warm}}
         report["cache_gb"] = round(sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2)
         if args.floor:
             report["floor"] = floor_seconds(args.profile, args.data)
@@ -120,9 +125,10 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        nan = float("nan")
         for name, t in report["notebooks"].items():
-            print(f"{name:24s} cold {t['cold_s']:7.1f} s   warm {t.get('warm_s', float('nan')):6.1f} s")
-        print(f"{'all':24s} cold {report['cold_s']:7.1f} s   warm {report.get('warm_s', float('nan')):6.1f} s   "
+            print(f"{name:24s} cold {t.get('cold_s', nan):7.1f} s   warm {t.get('warm_s', nan):6.1f} s")
+        print(f"{'all':24s} cold {report.get('cold_s', nan):7.1f} s   warm {report.get('warm_s', nan):6.1f} s   "
               f"peak RSS {report['peak_rss_gb']:.2f} GB")
     return 0
 

@@ -92,7 +92,7 @@ accuracy
 # model: clusters are identities. Hover to see whose photo it is.
 
 # %%
-coords = {n: viz.fit_umap(e, seed=seed).embedding_ for n, e in emb.items()}
+coords = {n: viz.umap_coords(e, seed=seed)[0] for n, e in emb.items()}
 hover = [p.rsplit("/", 1)[-1] for p in faces.paths]
 umap_widget = viz.ModelUmapWidget(coords, faces.labels, faces.names, hover)
 viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP under {ready[0]}", hover),

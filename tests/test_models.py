@@ -146,3 +146,12 @@ def test_embeddings_are_cached(tmp_path, real_canvases):
     a = models.embeddings("dlib-resnet", real_canvases, cache=cache, progress=False)
     b = models.embeddings("dlib-resnet", real_canvases, cache=cache, progress=False)
     assert np.array_equal(a, b) and len(list((tmp_path / "embeddings").glob("*.npz"))) == 1
+
+
+def test_clip_repositories_match_open_clip():
+    """The written-out Hugging Face repositories are open_clip's own."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    from explainer.models import online
+    for tag, repo in online.CLIP_HF_REPOS.items():
+        assert get_pretrained_cfg("ViT-B-32", tag)["hf_hub"].rstrip("/") == repo

@@ -379,7 +379,12 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
         raise ValueError(f"Unknown mode {mode!r} for {attack}; choose one of {', '.join(modes(attack))}")
     model_names = tuple(models or DEFAULT_MODELS[attack])
     device = torch.device(device or zoo.default_device())
-    extractors = [zoo.load_model(n, device) for n in model_names]
+    extractors: list = []  # loaded on the first cache miss: cached cloaks need no model
+
+    def loaded() -> list:
+        if not extractors:
+            extractors.extend(zoo.load_model(n, device) for n in model_names)
+        return extractors
     cache = cache if cache is not None else Cache()
     canvases = np.asarray(canvases)
     steps = steps_of(attack, mode, lowkey_steps)
@@ -400,7 +405,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [ATTACK_VERSION, attack, mode, steps, model_names, [m.info.crop for m in extractors], seed + start, record_every, chunk,
+        key = [ATTACK_VERSION, attack, mode, steps, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
                targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
@@ -418,11 +423,11 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
                         u_mean = user_n[users == users[i]].mean(0)
                         shift.append(user_n[i] + 2 * (t_mean - u_mean))
                     target_emb.append(torch.tensor(np.stack(shift), dtype=torch.float32, device=device))
-                out, its = fawkes_v03_batch(x, extractors, target_emb, mode, seed + start, record_every, hook)
+                out, its = fawkes_v03_batch(x, loaded(), target_emb, mode, seed + start, record_every, hook)
             elif attack == "fawkes-v1.0":
-                out, its = fawkes_v10_batch(x, extractors, mode, seed + start, record_every, hook)
+                out, its = fawkes_v10_batch(x, loaded(), mode, seed + start, record_every, hook)
             else:
-                out, its, name = lowkey_batch(x, extractors, seed + start, record_every, hook, steps)
+                out, its, name = lowkey_batch(x, loaded(), seed + start, record_every, hook, steps)
             result = {"cloaked": to_uint8(out), "perceptual": np.array(name)}
             if its:
                 result["iterates"] = np.stack([to_uint8(q) for q in its])
@@ -437,8 +442,14 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
             all_iterates.append(found["iterates"])
     bar.close()
     cloaked = np.concatenate(outputs) if outputs else np.empty_like(canvases)
-    original = to_tensor(canvases, device)
-    d, linf, shift = measure(original, cloaked, tuple(dict.fromkeys(model_names + tuple(evaluate))))
+    measured = tuple(dict.fromkeys(model_names + tuple(evaluate)))
+
+    def compute_measures():  # forward passes of every model: cached too, so a cached cloak costs no model time
+        d, linf, shift = measure(to_tensor(canvases, device), cloaked, measured)
+        return {"dssim": d, "linf": linf, **{f"shift/{k}": v for k, v in shift.items()}}
+
+    found = cache.get_or_compute("cloak-measures", [ATTACK_VERSION, measured, canvases, cloaked], compute_measures)
+    d, linf, shift = found["dssim"], found["linf"], {k: found[f"shift/{k}"] for k in measured}
     iterates = np.concatenate(all_iterates, axis=1) if all_iterates else None
     iterate_steps = np.array(sorted(_record(steps, record_every))) if iterates is not None else None
     return CloakResult(attack, mode, model_names, cloaked, d, linf, shift, perceptual_name, targets_per_image,

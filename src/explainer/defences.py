@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -346,6 +346,15 @@ class TrainedDetector:
     trained_on: tuple[str, ...]
     train_s: float
     losses: np.ndarray
+    key: list = field(default_factory=list)  # the digest of what the detector was trained from
+    cache: object = None
+
+    def scores(self, canvases: np.ndarray) -> np.ndarray:
+        """``Detector.scores``, cached under the detector's training key and the canvases."""
+        if self.cache is None:
+            return self.detector.scores(canvases)
+        return self.cache.get_or_compute("detector-scores", [self.key, canvases],
+                                         lambda: {"p": self.detector.scores(canvases)})["p"]
 
 
 def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
@@ -392,7 +401,9 @@ def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: 
     detector = Detector(pretrained=False)
     load_trained(detector, found)
     detector.eval()
-    return TrainedDetector(detector, tuple(trained_on), float(found["train_s"]), found["losses"])
+    from .cache import content_hash
+    return TrainedDetector(detector, tuple(trained_on), float(found["train_s"]), found["losses"],
+                           [content_hash("detectors", key_parts)], cache)
 
 
 def jpeg(canvases: np.ndarray, quality: int = 75) -> np.ndarray:

@@ -271,7 +271,7 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
 
     Returns (coords by model name, group labels, group names).
     """
-    from .viz import fit_umap
+    from .viz import umap_coords
     setting, split, labels = run.setting, run.setting.split, run.setting.labels
     protected_idx = split.protected_train(labels)
     public_ids = np.setdiff1d(np.unique(labels), split.protected)[:others]
@@ -288,7 +288,7 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
         clean = embed(setting.canvases)
         emb = np.concatenate([clean[shown], clean[probes],
                               embed(run.cloaks[attack].cloaked)])
-        coords[name] = fit_umap(emb, seed=seed).embedding_
+        coords[name] = umap_coords(emb, seed=seed, cache=cache)[0]
     return coords, group, names
 
 
@@ -352,19 +352,19 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     results, cross, compressed, test_scores, thresholds = [], [], [], {}, {}
     for name, trained in detectors.items():
         val_cloaked = np.concatenate([pub_cloaks[a].cloaked[n:] for a in trained.trained_on])
-        t = thresholds[name] = defences.choose_threshold(trained.detector.scores(val_clean),
-                                                         trained.detector.scores(val_cloaked))
-        clean_s = trained.detector.scores(test_clean)
-        clean_jpeg_s = trained.detector.scores(defences.jpeg(test_clean, jpeg_quality))
+        t = thresholds[name] = defences.choose_threshold(trained.scores(val_clean),
+                                                         trained.scores(val_cloaked))
+        clean_s = trained.scores(test_clean)
+        clean_jpeg_s = trained.scores(defences.jpeg(test_clean, jpeg_quality))
         for a in attack_names:
-            cloaked_s = trained.detector.scores(cloaks[a].cloaked)
+            cloaked_s = trained.scores(cloaks[a].cloaked)
             row = {"attack": a, "trained_on": list(trained.trained_on), "threshold": round(t, 4),
                    **_rounded(defences.detection_metrics(clean_s, cloaked_s, t)), "train_s": round(trained.train_s, 1)}
             if name == "all":
                 test_scores[a] = (clean_s, cloaked_s)
             if a in trained.trained_on:
                 results.append(row)
-                jpeg_s = trained.detector.scores(defences.jpeg(cloaks[a].cloaked, jpeg_quality))
+                jpeg_s = trained.scores(defences.jpeg(cloaks[a].cloaked, jpeg_quality))
                 compressed.append({"attack": a, "trained_on": list(trained.trained_on), "quality": jpeg_quality,
                                    "threshold": round(t, 4), **_rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s, t))})
             else:
@@ -373,10 +373,10 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     base = "facenet-keras"
     clean_emb = models.embeddings(base, setting.canvases, cache, progress=False)
     gallery_clean = split.train[~np.isin(split.train, protected_idx)]
-    clean_flags = detectors["all"].detector.scores(setting.canvases[gallery_clean]) >= thresholds["all"]
+    clean_flags = detectors["all"].scores(setting.canvases[gallery_clean]) >= thresholds["all"]
     filtered = []
     for a, result in cloaks.items():
-        cloak_flags = detectors["all"].detector.scores(result.cloaked) >= thresholds["all"]
+        cloak_flags = detectors["all"].scores(result.cloaked) >= thresholds["all"]
         cloak_emb = models.embeddings(base, result.cloaked, cache, progress=False)
         before = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(), cloak_emb)), "1nn", seed)
         kept_clean, kept_cloaks = gallery_clean[~clean_flags], ~cloak_flags
@@ -425,10 +425,11 @@ def _embedder(name: str, cache=None):
     ok, where = models.availability(name)
     if not ok:
         return None, where
-    try:
-        models.load_model(name)
-    except models.WeightsUnavailable as exc:
-        return None, str(exc)
+    if not models.model_info(name).offline:  # downloaded weights may still fail to load
+        try:
+            models.load_model(name)
+        except models.WeightsUnavailable as exc:
+            return None, str(exc)
     return (lambda c: models.embeddings(name, c, cache, progress=False)), where
 
 
@@ -766,7 +767,7 @@ def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: i
     UMAP is fitted once per model on the clean photos of everyone (the protected user's
     scraped photos left out); the cloak iterates of ``user`` are placed with ``transform``.
     """
-    from .viz import fit_umap
+    from .viz import umap_coords
     setting, split, labels = run.setting, run.setting.split, run.setting.labels
     protected_idx = split.protected_train(labels)
     mine = labels[protected_idx] == user
@@ -775,16 +776,14 @@ def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: i
     frames = {}
     for model_name in eval_models:
         emb = models.embeddings(model_name, setting.canvases, cache, progress=False)
-        reducer = fit_umap(emb[base_idx], seed=seed)
-        base = reducer.embedding_
+        its = {a: r.iterates[:, mine] for a, r in run.cloaks.items()}  # (T, K, H, W, 3) each
+        it_emb = [models.embeddings(model_name, i.reshape(-1, *i.shape[2:]), cache, progress=False) for i in its.values()]
+        base, placed = umap_coords(emb[base_idx], seed=seed, place=it_emb, cache=cache)
         test_coords = base[np.searchsorted(base_idx, user_test)]
-        for attack_name, result in run.cloaks.items():
-            its = result.iterates[:, mine]  # (T, K, H, W, 3)
-            flat = its.reshape(-1, *its.shape[2:])
-            it_emb = models.embeddings(model_name, flat, cache, progress=False)
-            coords = reducer.transform(it_emb).reshape(its.shape[0], its.shape[1], 2)
+        for (attack_name, i), coords in zip(its.items(), placed):
             frames[attack_name, model_name] = {"base": base, "base_labels": labels[base_idx], "user_test": test_coords,
-                                               "iterates": coords, "steps": result.iterate_steps}
+                                               "iterates": coords.reshape(i.shape[0], i.shape[1], 2),
+                                               "steps": run.cloaks[attack_name].iterate_steps}
     return frames
 
 

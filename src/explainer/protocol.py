@@ -187,21 +187,27 @@ def wilson_interval(errors: int, n: int, z: float = 1.96) -> tuple[float, float]
 
 
 def fit_predict(classifier: str, gallery_emb: np.ndarray, gallery_labels: np.ndarray, probe_emb: np.ndarray,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, cache=None) -> np.ndarray:
     """Train ``classifier`` ("1nn" or "linear") on gallery embeddings and label the probes.
 
-    "linear" is StandardScaler + LogisticRegression (scikit-learn), as in FaceCure. The
+    "linear" is StandardScaler + LogisticRegression (scikit-learn), as in FaceCure; its
+    predictions are cached (dozens of fits make a notebook's second run slow otherwise). The
     end-to-end variant needs images, not embeddings: see ``explainer.defences.e2e_predict``.
     """
     if classifier == "1nn":
         return nn1_predict(gallery_emb, gallery_labels, probe_emb)
     if classifier == "linear":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
-        clf.fit(gallery_emb, gallery_labels)
-        return clf.predict(probe_emb)
+        from .cache import Cache
+
+        def compute():
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+            clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0, random_state=seed))
+            clf.fit(gallery_emb, gallery_labels)
+            return {"pred": clf.predict(probe_emb)}
+        cache = cache if cache is not None else Cache()
+        return cache.get_or_compute("linear", [gallery_emb, gallery_labels, probe_emb, seed], compute)["pred"]
     raise ValueError(f"Unknown classifier {classifier!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
@@ -269,22 +275,32 @@ def evaluate_one_at_a_time(split: Split, labels: np.ndarray, clean_emb: np.ndarr
     return score(split, labels, predictions)
 
 
+E2E_VERSION = 1  # part of the cached predictions' key: bump when the fine-tuning changes
+
+
 def e2e_predict(model_name: str, gallery_canvases: np.ndarray, gallery_labels: np.ndarray, probe_canvases: np.ndarray,
                 epochs: int = 10, lr: float = 1e-3, seed: int = 0, cache=None) -> np.ndarray:
     """The end-to-end classifier: fine-tune the extractor's last layers plus a softmax head on the gallery.
 
     Sized for a CPU: the frozen trunk's features are computed once (cached), then the last
     layers (``models.head_split``) and a linear softmax layer train for ``epochs`` epochs
-    with Adam; BatchNorm keeps its statistics. Returns predicted labels of the probes.
+    with Adam; BatchNorm keeps its statistics. Returns predicted labels of the probes
+    (cached, so a notebook's second run does not train again).
     """
+    from .cache import Cache
+    cache = cache if cache is not None else Cache()
+    key = [E2E_VERSION, model_name, gallery_canvases, gallery_labels, probe_canvases, epochs, lr, seed]
+    return cache.get_or_compute("e2e", key, lambda: {"pred": _e2e_train_predict(
+        model_name, gallery_canvases, gallery_labels, probe_canvases, epochs, lr, seed, cache)})["pred"]
+
+
+def _e2e_train_predict(model_name, gallery_canvases, gallery_labels, probe_canvases, epochs, lr, seed, cache) -> np.ndarray:
     import torch
     import torch.nn as nn
     import torch.nn.functional as F
 
     from . import models as zoo
-    from .cache import Cache
     from .faces import to_tensor
-    cache = cache if cache is not None else Cache()
     model = zoo.load_model(model_name, "cpu")
     trunk, head = zoo.head_split(model)
 

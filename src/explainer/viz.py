@@ -146,6 +146,25 @@ def fit_umap(embeddings: np.ndarray, seed: int = 0, n_neighbors: int = 15):
     return reducer
 
 
+UMAP_VERSION = 1  # part of the cached coordinates' key
+
+
+def umap_coords(embeddings: np.ndarray, seed: int = 0, place: Sequence[np.ndarray] = (), n_neighbors: int = 15,
+                cache=None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """2-D UMAP coordinates of ``embeddings`` (fitted on them) and of each array in ``place``
+    (placed with ``transform`` on the same map), cached: a fit takes seconds, a class waits for none."""
+    from .cache import Cache
+    cache = cache if cache is not None else Cache()
+    place = list(place)
+
+    def compute():
+        reducer = fit_umap(embeddings, seed=seed, n_neighbors=n_neighbors)
+        return {"base": reducer.embedding_, **{f"place{i}": reducer.transform(p) for i, p in enumerate(place)}}
+
+    out = cache.get_or_compute("umap", [UMAP_VERSION, embeddings, seed, n_neighbors, place], compute)
+    return out["base"], [out[f"place{i}"] for i in range(len(place))]
+
+
 def umap_figure(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], title: str = "",
                 hover: Sequence[str] | None = None) -> go.Figure:
     """A scatter of 2-D points, one trace per identity, hovering shows the identity (and ``hover``)."""

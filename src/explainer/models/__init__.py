@@ -201,10 +201,10 @@ def embeddings(name: str, canvases, cache=None, batch_size: int = 64, progress: 
     """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk."""
     from ..cache import Cache
     cache = cache if cache is not None else Cache()
-    model = load_model(name)
+    # The model is loaded only on a cache miss: a warm notebook never parses the weights.
     return cache.get_or_compute(
-        "embeddings", [name, model.info.crop, canvases],
-        lambda: {"e": model.embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
+        "embeddings", [name, model_info(name).crop, canvases],
+        lambda: {"e": load_model(name).embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
 
 
 def head_split(model: Extractor) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:

@@ -28,6 +28,10 @@ FACENET_URLS = {
     "casia-webface": "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180408-102900-casia-webface.pt",
 }
 CLIP_TAGS = {"clip-vit-b32-openai": "openai", "clip-vit-b32-laion2b": "laion2b_s34b_b79k"}
+# open_clip's Hugging Face repositories of those tags (``get_pretrained_cfg(...)["hf_hub"]``, checked
+# by a test): written out so that asking whether the weights are here does not import open_clip
+# and torchvision (about 2 s in every notebook).
+CLIP_HF_REPOS = {"openai": "timm/vit_base_patch32_clip_224.openai", "laion2b_s34b_b79k": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"}
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -85,9 +89,7 @@ def clip_cached_file(tag: str) -> Path | None:
     """The local file of a ViT-B-32 checkpoint when it is in the Hugging Face cache, else None."""
     try:
         from huggingface_hub import try_to_load_from_cache
-        from open_clip.pretrained import get_pretrained_cfg
-        cfg = get_pretrained_cfg("ViT-B-32", tag)
-        repo = cfg.get("hf_hub", "").rstrip("/")
+        repo = CLIP_HF_REPOS[tag]
         for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
             found = try_to_load_from_cache(repo, filename)
             if isinstance(found, str):
