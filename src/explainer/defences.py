@@ -18,9 +18,11 @@ trained weights are cached under a hash of everything that went into them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -106,20 +108,25 @@ class StagedNet(nn.Module):
 
 @dataclass
 class RobustModel:
-    """A fine-tuned extractor and how it was made. ``extractor`` has the zoo's interface."""
+    """A fine-tuned extractor and how it was made. ``extractor`` has the zoo's interface; it is
+    built from the cached weights on first use (cached embeddings need no weights)."""
 
     base: str
     recipe: str
     start: str
     trained_on: tuple[str, ...]
-    extractor: zoo.Extractor
+    build: Callable[[], zoo.Extractor] = field(repr=False)
     train_s: float
     losses: np.ndarray  # mean training loss per epoch
     key: str  # content hash of everything that went into it (names its cached embeddings)
 
     @property
     def name(self) -> str:
-        return self.extractor.name
+        return f"{self.base} robust ({self.recipe})"
+
+    @functools.cached_property
+    def extractor(self) -> zoo.Extractor:
+        return self.build()
 
     def embeddings(self, canvases: np.ndarray, cache=None, progress: bool = False) -> np.ndarray:
         """Unit embeddings (N, 128) of uint8 canvases under the robust model (cached)."""
@@ -200,13 +207,13 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
     if base != "facenet-keras":
         raise NotImplementedError("the robust recipes fine-tune facenet-keras, the extractor every attack targets")
     cache = cache if cache is not None else Cache()
-    model = zoo.load_model(base, "cpu")
     source, labels = np.asarray(source), np.asarray(labels)
     key_parts = [ROBUST_VERSION, base, recipe, start, epochs, lr, batch_size, seed, clean, cloaked, source,
                  labels if recipe == "softmax" else None]
     key = content_hash("robust", key_parts)
 
     def compute():
+        model = zoo.load_model(base, "cpu")
         early, late = facenet.split_at(model.net, start)
         late.eval()  # fine-tune weights, keep BatchNorm statistics
         t0 = time.perf_counter()
@@ -240,12 +247,18 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
                             f"robust {base} ({recipe}, from {start})", progress)
         return trained_arrays(late, t0, losses)
 
-    found = cache.get_or_compute("robust", key_parts, compute)
-    early, late = facenet.split_at(model.net, start)
-    load_trained(late, found)
-    info = dataclasses.replace(model.info, name=f"{base} robust ({recipe})", role="the trainer's adaptive model")
-    extractor = zoo.Extractor(info, StagedNet(early, late), model._normalise)
-    return RobustModel(base, recipe, start, tuple(trained_on), extractor, float(found["train_s"]), found["losses"], key)
+    def build() -> zoo.Extractor:
+        found = cache.get_or_compute("robust", key_parts, compute)
+        model = zoo.load_model(base, "cpu")
+        early, late = facenet.split_at(model.net, start)
+        load_trained(late, found)
+        info = dataclasses.replace(model.info, name=f"{base} robust ({recipe})", role="the trainer's adaptive model")
+        return zoo.Extractor(info, StagedNet(early, late), model._normalise)
+
+    # The training record is tiny and cached on its own, so a warm run never reads the 90-MB weights.
+    meta = cache.get_or_compute("robust-meta", key_parts, lambda: {
+        k: v for k, v in cache.get_or_compute("robust", key_parts, compute).items() if k in ("train_s", "losses")})
+    return RobustModel(base, recipe, start, tuple(trained_on), build, float(meta["train_s"]), meta["losses"], key)
 
 
 def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, attacks.CloakResult]
