@@ -29,7 +29,7 @@ class PeakRss:
     """Sample the resident memory of this process and all its descendants in a thread."""
 
     def __init__(self, interval: float = 0.2):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self.peak, self.peak_since, self._stop = interval, 0, 0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -42,6 +42,7 @@ class PeakRss:
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
+            self.peak_since = max(self.peak_since, total)
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -53,9 +54,15 @@ class PeakRss:
         self._thread.join()
 
 
-def run_sequence(profile: str, data: str, out: Path, only) -> dict[str, float]:
-    from explainer.notebooks import run_notebooks
-    return run_notebooks(profile, data, out, only, progress=False)
+def run_sequence(profile: str, data: str, out: Path, only, rss: "PeakRss") -> tuple[dict[str, float], dict[str, float]]:
+    """Run the notebooks one by one; (seconds, peak RSS in GB) per notebook."""
+    from explainer.notebooks import notebook_paths, run_notebooks
+    seconds, peaks = {}, {}
+    for path in notebook_paths(only):
+        rss.peak_since = 0
+        seconds.update(run_notebooks(profile, data, out, [path.stem], progress=False))
+        peaks[path.stem] = round(rss.peak_since / 2**30, 2)
+    return seconds, peaks
 
 
 def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 16) -> dict:
@@ -101,18 +108,20 @@ def main(argv=None) -> int:
     report: dict = {"profile": args.profile, "data": args.data, "cpus": os.cpu_count(), "cache": str(cache)}
     try:
         with PeakRss() as rss:
-            cold, warm = {}, {}
+            cold, warm, cold_rss, warm_rss = {}, {}, {}, {}
             if not args.warm_only:
                 start = time.perf_counter()
-                cold = run_sequence(args.profile, args.data, out / "cold", args.only)
+                cold, cold_rss = run_sequence(args.profile, args.data, out / "cold", args.only, rss)
                 report["cold_s"] = round(time.perf_counter() - start, 1)
             if not args.no_warm:
                 start = time.perf_counter()
-                warm = run_sequence(args.profile, args.data, out / "warm", args.only)
+                warm, warm_rss = run_sequence(args.profile, args.data, out / "warm", args.only, rss)
                 report["warm_s"] = round(time.perf_counter() - start, 1)
         report["peak_rss_gb"] = round(rss.peak / 2**30, 2)
-        report["notebooks"] = {name: {**({"cold_s": round(cold[name], 1)} if name in cold else {}),
-                                      **({"warm_s": round(warm[name], 1)} if name in warm else {})}
+        report["notebooks"] = {name: {**({"cold_s": round(cold[name], 1), "cold_peak_rss_gb": cold_rss[name]}
+                                         if name in cold else {}),
+                                      **({"warm_s": round(warm[name], 1), "warm_peak_rss_gb": warm_rss[name]}
+                                         if name in warm else {})}
                                for name in {**cold, **warm}}
         report["cache_gb"] = round(sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2)
         if args.floor:

@@ -197,8 +197,11 @@ def load_backbone(name: str = "efficientnet-lite0", pretrained: bool = True) -> 
     return _online.load_efficientnet_lite0(pretrained)
 
 
-def embeddings(name: str, canvases, cache=None, batch_size: int = 64, progress: bool = True):
-    """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk."""
+def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: bool = True):
+    """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk.
+
+    Small batches bound the activation memory (batches of 64 took notebook 00 to 4.7 GB).
+    """
     from ..cache import Cache
     cache = cache if cache is not None else Cache()
     # The model is loaded only on a cache miss: a warm notebook never parses the weights.
