@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import defences, models, protocol
+from explainer import attacks, defences, models, protocol
 from explainer.faces import to_tensor
 
 
@@ -179,3 +179,14 @@ def test_detection_threshold_is_chosen_between_the_classes():
     assert 0.05 < t <= 0.2
     m = defences.detection_metrics(np.array([0.01, 0.02, 0.05]), np.array([0.2, 0.3, 0.9]), t)
     assert m["precision"] == m["recall"] == 1.0
+
+
+def test_cloak_workload_counts_every_cloak_of_a_profile():
+    from explainer import experiments
+    rows = experiments.cloak_workload("orl", "ci", 0)
+    sizes = protocol.profile_settings("ci")
+    protected = [r for r in rows if r["role"] == "protected"]
+    assert {r["attack"] for r in protected} == set(attacks.ATTACKS)
+    assert all(r["photos"] == 7 * sizes["n_protected"] for r in protected)  # 70 % of 10 photos each
+    assert {r["steps"] for r in protected if r["attack"] == "lowkey"} == {sizes["lowkey_steps"]}
+    assert not [r for r in rows if r["role"] == "viewer"]  # ci shows no extra modes

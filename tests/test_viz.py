@@ -89,3 +89,17 @@ def test_adaptive_and_detection_figures():
     cross = viz.cross_attack_figure([{"attack": "a", "trained_on": ["a"], "recall": 1.0},
                                      {"attack": "b", "trained_on": ["a"], "recall": 0.4}])
     assert list(cross.data[0].z[0]) == [1.0, 0.4]
+
+
+def test_umap_coords_are_cached_and_place_points_on_the_same_map(tmp_path):
+    from explainer.cache import Cache
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(60, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    cache = Cache(tmp_path)
+    base, (placed,) = viz.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
+    assert base.shape == (60, 2) and placed.shape == (5, 2)
+    assert np.allclose(base, viz.fit_umap(emb, seed=0).embedding_)
+    again, (placed_again,) = viz.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
+    assert np.array_equal(again, base) and np.array_equal(placed_again, placed)
+    assert len(list(tmp_path.rglob("*.npz"))) == 1  # one entry, read back
