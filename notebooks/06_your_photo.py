@@ -55,7 +55,7 @@ attack, chosen_mode
 
 # %%
 run = experiments.run_your_photo(photos or None, attack, chosen_mode, data, profile, seed)
-print("\n".join([f"problem: {e}" for e in run.errors] + [f"note: {n}" for n in run.notes]))
+print("\n".join(run.messages()))
 run.settings
 
 # %% [markdown]

@@ -86,9 +86,7 @@ def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, pr
     idx = public.all
     kwargs = {}
     if attack == "fawkes-v0.3":  # targets from every public user's scraped photos
-        labels = setting.labels
-        pool = setting.split.train[~np.isin(labels[setting.split.train], setting.split.protected)]
-        kwargs = {"users": labels[idx], "pool": (setting.canvases[pool], labels[pool])}
+        kwargs = {"users": setting.labels[idx], "pool": protocol.target_pool(setting)}
     return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, progress=progress, cache=cache,
                          lowkey_steps=sizes["public_lowkey_steps"], **kwargs)
 

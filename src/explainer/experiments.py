@@ -37,8 +37,7 @@ def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed:
     idx = split.protected_train(labels)
     kwargs = {}
     if attack == "fawkes-v0.3":  # targets come from the public users' scraped photos
-        public = split.train[~np.isin(labels[split.train], split.protected)]
-        kwargs = {"users": labels[idx], "pool": (setting.canvases[public], labels[public])}
+        kwargs = {"users": labels[idx], "pool": protocol.target_pool(setting)}
     return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, record_every=record_every,
                          progress=progress, cache=cache, lowkey_steps=sizes["lowkey_steps"], **kwargs)
 
@@ -621,6 +620,10 @@ class YourPhotoRun:
         return {"results": self.answers, "shared": self.shared, "notes": self.notes, "errors": self.errors,
                 "settings": self.settings}
 
+    def messages(self) -> list[str]:
+        """One line per unusable photo, then one per note: what the notebook and the widget show."""
+        return [f"problem: {e}" for e in self.errors] + [f"note: {n}" for n in self.notes]
+
 
 def your_canvases(photos, face_choice: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
     """Canvases of the faces in a user's photos (paths or ``(name, bytes)``), with notes and errors.
@@ -796,12 +799,11 @@ def viewer_results(run: PoisoningRun, extra_modes: bool = False, seed: int = 0, 
     out = {f"{a} {r.mode}": (setting.canvases[idx], r) for a, r in run.cloaks.items()}
     if extra_modes:
         first = setting.canvases[idx[:1]]
-        public = setting.split.train[~np.isin(setting.labels[setting.split.train], setting.split.protected)]
         for attack_name, wanted in (("fawkes-v0.3", ("min", "low", "mid")), ("fawkes-v1.0", ("low", "mid", "high"))):
             for mode in wanted:
                 if f"{attack_name} {mode}" in out:
                     continue
-                kwargs = ({"users": setting.labels[idx[:1]], "pool": (setting.canvases[public], setting.labels[public])}
+                kwargs = ({"users": setting.labels[idx[:1]], "pool": protocol.target_pool(setting)}
                           if attack_name == "fawkes-v0.3" else {})
                 out[f"{attack_name} {mode}"] = (first, attacks.cloak(first, attack_name, mode, seed=seed,
                                                                      progress=progress, cache=cache, **kwargs))

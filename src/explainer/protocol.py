@@ -142,6 +142,12 @@ class Setting:
         return self.faces.names
 
 
+def target_pool(setting: "Setting") -> tuple[np.ndarray, np.ndarray]:
+    """(canvases, labels) of the public users' scraped photos: where Fawkes v0.3 picks targets."""
+    public = setting.split.train[~np.isin(setting.labels[setting.split.train], setting.split.protected)]
+    return setting.canvases[public], setting.labels[public]
+
+
 def load_setting(source=None, profile: str = "classroom", seed: int = 0, n_protected: int | None = None,
                  max_identities: int | None = -1, cache=None, progress: bool = True) -> Setting:
     """Load the faces of ``source`` at the profile's size, align them (cached) and split them.

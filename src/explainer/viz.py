@@ -543,7 +543,7 @@ class YourPhotoWidget:
             lines = [f"Something went wrong ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
         else:
             self.run = run
-            lines = [f"problem: {e}" for e in run.errors] + [f"note: {n}" for n in run.notes]
+            lines = run.messages()
             r = run.result
             lines.append(f"{r.attack} {r.mode} against {', '.join(r.models)}: DSSIM {r.dssim.mean():.4f}, "
                          f"L-inf {r.linf.max() * 255:.0f}/255")
