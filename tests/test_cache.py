@@ -64,3 +64,24 @@ def test_failed_compute_writes_nothing(tmp_path):
 def test_env_sets_the_root(monkeypatch, tmp_path):
     monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path / "c"))
     assert Cache().root == tmp_path / "c"
+
+
+def test_large_arrays_hash_by_content_and_only_read_only_ones_are_remembered():
+    from explainer import cache as cache_module
+    big = np.arange(1 << 15, dtype=np.float32)  # 128 KiB: hashed as its own digest
+    frozen = big.copy()
+    frozen.setflags(write=False)
+    assert content_hash(big) == content_hash(frozen) == content_hash(big[::-1][::-1])
+    assert id(frozen) in cache_module._digests and id(big) not in cache_module._digests
+    before = content_hash(big)
+    big[0] += 1  # a writeable array is rehashed every time: its change shows in the key
+    assert content_hash(big) != before
+    view = frozen[:]  # a read-only view is remembered too, a view of a writeable array is not
+    content_hash(view), content_hash(big[:10000])
+    assert id(view) in cache_module._digests
+    read_only_view = big[:]
+    read_only_view.setflags(write=False)  # its base can still change under it
+    assert not cache_module._frozen(read_only_view)
+    key = id(frozen)
+    del frozen, view
+    assert key not in cache_module._digests  # forgotten with the array

@@ -361,7 +361,7 @@ def default_mode(attack: str) -> str:
 
 def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tuple[str, ...] | None = None,
           users: np.ndarray | None = None, pool: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
-          batch_size: int = 16, record_every: int | None = None, cache=None, progress: bool = True,
+          batch_size: int = 8, record_every: int | None = None, cache=None, progress: bool = True,
           device: str | torch.device | None = None, evaluate: tuple[str, ...] = (),
           lowkey_steps: int | None = None) -> CloakResult:
     """Cloak uint8 canvases (N, H, W, 3) with ``attack`` in ``mode``; every batch is cached.
@@ -442,6 +442,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
             all_iterates.append(found["iterates"])
     bar.close()
     cloaked = np.concatenate(outputs) if outputs else np.empty_like(canvases)
+    cloaked.setflags(write=False)  # keyed on by later cache entries: read-only lets the cache remember its hash
     measured = tuple(dict.fromkeys(model_names + tuple(evaluate)))
 
     def compute_measures():  # forward passes of every model: cached too, so a cached cloak costs no model time

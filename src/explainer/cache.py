@@ -30,10 +30,40 @@ def cache_root() -> Path:
     return Path(os.environ.get("EXPLAINER_CACHE") or Path.home() / ".cache" / "explainer").expanduser()
 
 
+# Arrays at least this large are fed to a key as their own SHA-256, which is remembered for
+# read-only arrays: a notebook keys dozens of cache entries on the same 60-MB canvases.
+_DIGEST_BYTES = 1 << 16
+_digests: dict[int, tuple[Any, str]] = {}  # id(array) -> (weak reference, digest)
+
+
+def _frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` and every array it views are read-only (so its bytes cannot change)."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return a is None or isinstance(a, bytes)
+
+
+def _array_digest(a: np.ndarray) -> str:
+    import weakref
+    remembered = _digests.get(id(a))
+    if remembered is not None and remembered[0]() is a:
+        return remembered[1]
+    digest = hashlib.sha256(memoryview(np.ascontiguousarray(a)).cast("B")).hexdigest()
+    if _frozen(a):
+        key = id(a)
+        _digests[key] = (weakref.ref(a, lambda _, key=key: _digests.pop(key, None)), digest)
+    return digest
+
+
 def _feed(h: "hashlib._Hash", part: Any) -> None:
     if isinstance(part, np.ndarray):
         h.update(f"nd{part.dtype.str}{part.shape}".encode())
-        h.update(np.ascontiguousarray(part).tobytes())
+        if part.nbytes >= _DIGEST_BYTES and part.dtype != object:
+            h.update(_array_digest(part).encode())
+        elif part.size:
+            h.update(np.ascontiguousarray(part).tobytes())
     elif hasattr(part, "detach") and hasattr(part, "cpu"):  # a torch tensor
         _feed(h, part.detach().cpu().numpy())
     elif isinstance(part, (list, tuple)):
