@@ -145,3 +145,16 @@ def test_an_interrupted_preparation_keeps_every_finished_batch(setting, monkeypa
     resumed = attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=False)
     assert calls == [2]  # only the interrupted batch is computed again
     assert resumed.cloaked.shape == canvases.shape
+
+
+def test_subset_slices_every_per_photo_field():
+    n = 4
+    result = attacks.CloakResult("fawkes-v0.3", "low", ("m",), np.arange(n * 2).reshape(n, 2), np.arange(n) / 10,
+                                 np.arange(n) / 100, {"m": np.arange(n) + 1.0}, targets=np.arange(n) + 7,
+                                 iterates=np.arange(3 * n).reshape(3, n), iterate_steps=np.array([0, 5, 10]))
+    mine = np.array([False, True, False, True])
+    part = result.subset(mine)
+    assert part.cloaked.tolist() == [[2, 3], [6, 7]] and part.dssim.tolist() == [0.1, 0.3]
+    assert part.linf.tolist() == [0.01, 0.03] and part.shift["m"].tolist() == [2.0, 4.0]
+    assert part.targets.tolist() == [8, 10] and part.iterates.shape == (3, 2)
+    assert part.iterate_steps.tolist() == [0, 5, 10] and part.mode == "low"

@@ -18,7 +18,7 @@ offline we use a documented substitute, ``1 - SSIM`` (kornia); results say which
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -81,6 +81,13 @@ class CloakResult:
     iterates: np.ndarray | None = None
     iterate_steps: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+
+    def subset(self, which) -> "CloakResult":
+        """The cloaks of some photos only (a boolean mask or indices): every per-photo field sliced."""
+        return replace(self, cloaked=self.cloaked[which], dssim=self.dssim[which], linf=self.linf[which],
+                       shift={k: v[which] for k, v in self.shift.items()},
+                       targets=self.targets[which] if self.targets is not None else None,
+                       iterates=self.iterates[:, which] if self.iterates is not None else None)
 
 
 # Measures ---------------------------------------------------------------------------------------

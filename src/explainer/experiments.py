@@ -677,10 +677,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
         notes.append(f"sample: {setting.names[user]} of the built-in faces, {len(enrolled)} photos posted, "
                      f"{len(queries)} clean photos asked about")
         if mode == sizes["modes"][attack]:  # the very cloaks of notebook 01, from the cache
-            full = protected_cloaks(setting, attack, profile, seed, progress, cache)
-            result = attacks.CloakResult(full.attack, full.mode, full.models, full.cloaked[mine], full.dssim[mine],
-                                         full.linf[mine], {k: v[mine] for k, v in full.shift.items()},
-                                         full.perceptual)
+            result = protected_cloaks(setting, attack, profile, seed, progress, cache).subset(mine)
         else:
             result = None
     else:
