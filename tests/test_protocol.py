@@ -120,3 +120,18 @@ def test_score_counts_only_probes():
     assert result.protection_rate == 1.0 and result.unprotected_error == 0.0
     lo, hi = result.protection_ci
     assert lo < 1.0 == hi
+
+
+def test_e2e_classifier_learns_the_gallery_and_recomputes_only_changed_chunks(tmp_path):
+    from explainer.cache import Cache
+    setting = protocol.load_setting("orl", "ci", seed=0, progress=False)
+    split, labels, cache = setting.split, setting.labels, Cache(tmp_path)
+    gallery = np.array(setting.canvases[split.train])
+    pred = protocol.e2e_predict("dlib-resnet", gallery, labels[split.train], setting.canvases[split.test], epochs=3,
+                                cache=cache)
+    assert np.mean(pred == labels[split.test]) >= 0.9  # ORL faces: an easy gallery
+    chunks = len(list((tmp_path / "trunk-features").iterdir()))
+    assert chunks == -(-len(gallery) // 8) + -(-len(split.test) // 8)
+    gallery[3] = 255 - gallery[3]  # one changed photo: one new chunk, not a new gallery
+    protocol.e2e_predict("dlib-resnet", gallery, labels[split.train], setting.canvases[split.test], epochs=3, cache=cache)
+    assert len(list((tmp_path / "trunk-features").iterdir())) == chunks + 1
