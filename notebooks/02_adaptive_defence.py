@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -34,7 +36,8 @@
 #
 # **Sized for a CPU.** The paper fine-tunes whole networks on GPUs. Here only FaceNet's later
 # blocks train, on early activations computed once, from few photos of many public users; the
-# trainer cloaks them with cheaper tool settings than the users chose (see `public_modes` below).
+# trainer cloaks them with the users' own modes but stops each run early (`public_steps` below:
+# the same budget, a fraction of the steps).
 
 # %% tags=["parameters"]
 profile: str = "classroom"  # ci | classroom | full
@@ -49,7 +52,7 @@ from explainer import experiments, protocol, viz
 
 sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
-{k: sizes[k] for k in ("public_per_identity", "public_modes", "public_lowkey_steps", "robust_epochs")}
+{k: sizes[k] for k in ("public_per_identity", "public_modes", "public_steps", "robust_epochs")}
 
 # %% [markdown]
 # ## Training the robust models
@@ -79,9 +82,10 @@ viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
 #
 # The paper's defender cloaks its public photos with the same tools *and settings* as the users
 # and trains whole networks on a GPU; it reports protection falling to a few percent. Read the
-# bars below as what this CPU-sized defender achieved: when the defender's own cloaks are
-# weaker than the users' (`public_modes` vs `modes` above), the robust model undoes the weak
-# attacks better than the strong ones. The table in the next section shows every model tried.
+# bars below as what this CPU-sized defender achieved with shortened runs of the users' modes
+# and two photos per public user. (Its cloaks must be as strong as the users': cloaks made at
+# cheaper modes, with a smaller budget, taught it much less; the README gives the measurement.)
+# The table in the next section shows every model tried.
 
 # %%
 for recipe in run.robust:

@@ -158,3 +158,14 @@ def test_subset_slices_every_per_photo_field():
     assert part.linf.tolist() == [0.01, 0.03] and part.shift["m"].tolist() == [2.0, 4.0]
     assert part.targets.tolist() == [8, 10] and part.iterates.shape == (3, 2)
     assert part.iterate_steps.tolist() == [0, 5, 10] and part.mode == "low"
+
+
+def test_shortened_runs_keep_the_budget_and_lowkey_its_reach(setting, tmp_path):
+    assert attacks.steps_of("fawkes-v1.0", "high") == 150 and attacks.steps_of("fawkes-v1.0", "high", 4) == 4
+    x = setting.canvases[:2]
+    v10 = attacks.cloak(x, "fawkes-v1.0", "high", steps=4, cache=Cache(tmp_path), progress=False, device="cpu")
+    assert (v10.dssim <= attacks.FAWKES_V10_MODES["high"][0] + 1e-4).all()
+    lowkey = attacks.cloak(x, "lowkey", steps=2, cache=Cache(tmp_path), progress=False, device="cpu")
+    reach = attacks.LOWKEY_SETTINGS["step"] * attacks.LOWKEY_SETTINGS["steps"] + attacks.LOWKEY_SETTINGS["start"]
+    # two steps of 0.0625 each, where two of the paper's 0.0025 could not pass 0.01
+    assert 0.05 < lowkey.linf.max() <= reach + 1 / 255

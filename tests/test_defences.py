@@ -189,4 +189,6 @@ def test_cloak_workload_counts_every_cloak_of_a_profile():
     assert {r["attack"] for r in protected} == set(attacks.ATTACKS)
     assert all(r["photos"] == 7 * sizes["n_protected"] for r in protected)  # 70 % of 10 photos each
     assert {r["steps"] for r in protected if r["attack"] == "lowkey"} == {sizes["lowkey_steps"]}
+    public = [r for r in rows if r["role"] == "public"]
+    assert {r["attack"]: r["steps"] for r in public} == sizes["public_steps"]
     assert not [r for r in rows if r["role"] == "viewer"]  # ci shows no extra modes

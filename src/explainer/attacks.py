@@ -43,16 +43,20 @@ FAWKES_CONST = 1e9  # DSSIM penalty weight: in effect a hard budget
 V10_BOUND = 15 / 255  # Fawkes v1.0 clips the per-pixel change
 V10_START = 2 / 255  # random start: the untargeted objective has zero gradient at x' = x
 TARGET_POOL_FARTHEST = 20
-ATTACK_VERSION = 3  # part of every cloak's cache key: bump when an attack's algorithm changes
+ATTACK_VERSION = 4  # part of every cloak's cache key: bump when an attack's algorithm changes
 
 
-def steps_of(attack: str, mode: str, lowkey_steps: int | None = None) -> int:
-    """How many optimisation steps ``attack`` takes in ``mode``."""
+def steps_of(attack: str, mode: str, steps: int | None = None) -> int:
+    """How many optimisation steps ``attack`` takes in ``mode``: ``steps`` when given (a shortened
+    run: Fawkes keeps the mode's budget and learning rate; LowKey keeps its reach, steps x step
+    size), else the mode's preset."""
+    if steps:
+        return steps
     if attack == "fawkes-v0.3":
         return FAWKES_V03_MODES[mode][1]
     if attack == "fawkes-v1.0":
         return FAWKES_V10_MODES[mode][1]
-    return lowkey_steps or LOWKEY_SETTINGS["steps"]
+    return LOWKEY_SETTINGS["steps"]
 
 
 def modes(attack: str) -> list[str]:
@@ -164,14 +168,15 @@ def _record(steps: int, every: int | None) -> set[int]:
 
 
 def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: list[torch.Tensor], mode: str,
-                     seed: int, record_every: int | None = None, step_hook=None):
+                     seed: int, record_every: int | None = None, step_hook=None, steps: int | None = None):
     """Fawkes v0.3 on a batch: pull each photo's features toward its target embedding under a DSSIM budget.
 
     ``target_emb[k]`` (N, D) is phi_t for model k. Loss, minimised with Adadelta in tanh space:
     const * max(DSSIM - rho, 0)^2 + sum_k ||phi_t - phi_k(x')|| / ||phi_t||. The learning rate
     decays x0.8 every max_iter/3 steps; the best iterate within the budget is kept.
     """
-    rho, steps, lr = FAWKES_V03_MODES[mode]
+    rho, _, lr = FAWKES_V03_MODES[mode]
+    steps = steps_of("fawkes-v0.3", mode, steps)
     torch.manual_seed(seed)
     gray = _gray(x)
     w = _to_tanh(x).clone().requires_grad_(True)
@@ -209,7 +214,7 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
 
 
 def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, seed: int,
-                     record_every: int | None = None, step_hook=None):
+                     record_every: int | None = None, step_hook=None, steps: int | None = None):
     """Fawkes v1.0 on a batch: push features away from the photo's own, over an ensemble.
 
     Maximises sum_k ||phi_k(x') - phi_k(x)||^2 / ||phi_k(x)|| (unit features) with the penalty
@@ -217,7 +222,8 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
     when DSSIM < 0.9 rho and halved when DSSIM > 1.1 rho. Per-pixel change clipped to 15/255,
     random start, Adadelta in tanh space.
     """
-    rho, steps, lr = FAWKES_V10_MODES[mode]
+    rho, _, lr = FAWKES_V10_MODES[mode]
+    steps = steps_of("fawkes-v1.0", mode, steps)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     gray = _gray(x)
     with torch.no_grad():
@@ -306,10 +312,12 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
                  step_hook=None, steps: int | None = None):
     """LowKey on a batch: signed-gradient ascent of mean((F(x') - F(x))^2 / ||F(x)||) - 0.05 * LPIPS.
 
-    Step 0.0025, 50 iterations, uniform start within +-0.005, pixels clamped to [0, 1].
+    Step 0.0025, 50 iterations, uniform start within +-0.005, pixels clamped to [0, 1]. A
+    shortened run (``steps``) takes larger steps so that it can reach as far (0.125) as the paper's.
     """
-    steps = steps or LOWKEY_SETTINGS["steps"]
-    step_size, weight = LOWKEY_SETTINGS["step"], LOWKEY_SETTINGS["lpips_weight"]
+    steps = steps_of("lowkey", "paper", steps)
+    step_size = LOWKEY_SETTINGS["step"] * LOWKEY_SETTINGS["steps"] / steps
+    weight = LOWKEY_SETTINGS["lpips_weight"]
     perceptual_name, perceptual = perceptual_distance()
     gen = torch.Generator(device="cpu").manual_seed(seed)
     gray = _gray(x)
@@ -370,13 +378,13 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
           users: np.ndarray | None = None, pool: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
           batch_size: int = 8, record_every: int | None = None, cache=None, progress: bool = True,
           device: str | torch.device | None = None, evaluate: tuple[str, ...] = (),
-          lowkey_steps: int | None = None) -> CloakResult:
+          steps: int | None = None) -> CloakResult:
     """Cloak uint8 canvases (N, H, W, 3) with ``attack`` in ``mode``; every batch is cached.
 
     ``users`` (N,) identity labels of the photos and ``pool`` (canvases, labels) of public
     identities are needed by Fawkes v0.3 to pick targets. ``evaluate`` adds models to the
     reported feature shift. ``record_every`` keeps the (best) iterate every so many steps.
-    ``lowkey_steps`` shortens LowKey (the paper's 50 steps by default).
+    ``steps`` shortens the run (``steps_of``: the mode's preset by default).
     """
     from .cache import Cache
     if attack not in ATTACKS:
@@ -394,7 +402,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
         return extractors
     cache = cache if cache is not None else Cache()
     canvases = np.asarray(canvases)
-    steps = steps_of(attack, mode, lowkey_steps)
+    steps = steps_of(attack, mode, steps)
 
     targets_per_image = None
     if attack == "fawkes-v0.3":
@@ -430,9 +438,9 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
                         u_mean = user_n[users == users[i]].mean(0)
                         shift.append(user_n[i] + 2 * (t_mean - u_mean))
                     target_emb.append(torch.tensor(np.stack(shift), dtype=torch.float32, device=device))
-                out, its = fawkes_v03_batch(x, loaded(), target_emb, mode, seed + start, record_every, hook)
+                out, its = fawkes_v03_batch(x, loaded(), target_emb, mode, seed + start, record_every, hook, steps)
             elif attack == "fawkes-v1.0":
-                out, its = fawkes_v10_batch(x, loaded(), mode, seed + start, record_every, hook)
+                out, its = fawkes_v10_batch(x, loaded(), mode, seed + start, record_every, hook, steps)
             else:
                 out, its, name = lowkey_batch(x, loaded(), seed + start, record_every, hook, steps)
             result = {"cloaked": to_uint8(out), "perceptual": np.array(name)}

@@ -80,7 +80,7 @@ def public_data(setting: protocol.Setting, per_identity: int, validation_fractio
 def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, profile: str, seed: int = 0,
                   progress: bool = True, cache=None) -> attacks.CloakResult:
     """The defender's own cloaks of the public photos ``public.all`` (train then validation),
-    with the profile's ``public_modes`` (cached; no iterates are kept)."""
+    with the profile's ``public_modes`` run for ``public_steps`` (cached; no iterates are kept)."""
     sizes = protocol.profile_settings(profile)
     mode = sizes["public_modes"][attack]
     idx = public.all
@@ -88,7 +88,7 @@ def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, pr
     if attack == "fawkes-v0.3":  # targets from every public user's scraped photos
         kwargs = {"users": setting.labels[idx], "pool": protocol.target_pool(setting)}
     return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, progress=progress, cache=cache,
-                         lowkey_steps=sizes["public_lowkey_steps"], **kwargs)
+                         steps=sizes["public_steps"][attack], **kwargs)
 
 
 # The adaptive defence: a robust extractor -------------------------------------------------------

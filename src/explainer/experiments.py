@@ -32,14 +32,15 @@ def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed:
     """
     sizes = protocol.profile_settings(profile)
     mode = sizes["modes"][attack]
-    record_every = max(1, attacks.steps_of(attack, mode, sizes["lowkey_steps"]) // 10)
+    steps = protocol.users_steps(sizes, attack)
+    record_every = max(1, attacks.steps_of(attack, mode, steps) // 10)
     split, labels = setting.split, setting.labels
     idx = split.protected_train(labels)
     kwargs = {}
     if attack == "fawkes-v0.3":  # targets come from the public users' scraped photos
         kwargs = {"users": labels[idx], "pool": protocol.target_pool(setting)}
     return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, record_every=record_every,
-                         progress=progress, cache=cache, lowkey_steps=sizes["lowkey_steps"], **kwargs)
+                         progress=progress, cache=cache, steps=steps, **kwargs)
 
 
 def cloaked_setting(source, profile: str, seed: int = 0, attack_names=attacks.ATTACKS, progress: bool = True,
@@ -254,7 +255,7 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
                     "public_identities": int(len(public.train_identities)),
                     "validation_identities": int(len(public.validation_identities)),
                     "public_pairs_per_attack": int(n_train), "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
-                    "public_lowkey_steps": sizes["public_lowkey_steps"], "modes": {a: sizes["modes"][a] for a in attack_names},
+                    "public_steps": {a: sizes["public_steps"][a] for a in attack_names}, "modes": {a: sizes["modes"][a] for a in attack_names},
                     "epochs": sizes["robust_epochs"], "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
@@ -698,7 +699,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
         if attack == "fawkes-v0.3":  # v0.3's target is another person of the public photos
             kwargs = {"users": np.full(len(enrolled), user), "pool": (setting.canvases[others], labels[others])}
         result = attacks.cloak(enrolled, attack, mode, seed=seed, progress=progress, cache=cache,
-                               lowkey_steps=sizes["lowkey_steps"], **kwargs)
+                               steps=protocol.users_steps(sizes, attack), **kwargs)
 
     you = setting.faces.n_identities  # the user's label, after everyone else's
     gallery_labels = np.concatenate([labels[others], np.full(len(enrolled), you)])
@@ -746,9 +747,10 @@ def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> li
     n_public = len(defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed).all)
     rows = []
     for a in attacks.ATTACKS:
-        for role, n, mode, lk in (("protected", n_protected, sizes["modes"][a], sizes["lowkey_steps"]),
-                                  ("public", n_public, sizes["public_modes"][a], sizes["public_lowkey_steps"])):
-            rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, lk), "photos": n})
+        for role, n, mode, steps in (("protected", n_protected, sizes["modes"][a], protocol.users_steps(sizes, a)),
+                                     ("public", n_public, sizes["public_modes"][a], sizes["public_steps"][a])):
+            rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, steps),
+                         "photos": n})
     if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
         for a, wanted in (("fawkes-v0.3", ("min", "low", "mid")), ("fawkes-v1.0", ("low", "mid", "high"))):
             for mode in wanted:
