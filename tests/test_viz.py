@@ -103,3 +103,13 @@ def test_umap_coords_are_cached_and_place_points_on_the_same_map(tmp_path):
     again, (placed_again,) = viz.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
     assert np.array_equal(again, base) and np.array_equal(placed_again, placed)
     assert len(list(tmp_path.rglob("*.npz"))) == 1  # one entry, read back
+
+
+def test_setup_notebook_spares_the_kernel_the_iri_parser_and_nbformat_still_validates():
+    import subprocess
+    import sys
+    code = ("import sys; from explainer import viz; viz.setup_notebook(); import nbformat; "
+            "nbformat.validate(nbformat.v4.new_notebook()); "
+            "assert sys.modules.get('rfc3987_syntax') is None and 'lark' not in sys.modules, sorted(sys.modules)[:5]; "
+            "import plotly.io as pio; assert pio.renderers.default == 'notebook'")
+    subprocess.run([sys.executable, "-c", code], check=True)

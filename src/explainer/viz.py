@@ -20,7 +20,16 @@ PROTECTED_COLOUR = "#d62728"
 
 
 def setup_notebook() -> None:
-    """Embed plotly.js in the notebook's output (no CDN), so exported HTML works offline."""
+    """Embed plotly.js in the notebook's output (no CDN), so exported HTML works offline.
+
+    Also spares the kernel jsonschema's RFC 3987 (IRI) format checker: plotly.io imports
+    nbformat, whose jsonschema builds that checker's Earley parser at import, 1.2 s of every
+    kernel start (a sixth of a cached notebook), for a check no notebook makes. Skipped only
+    when nothing imported it yet; jsonschema then leaves IRI formats unchecked in this kernel.
+    """
+    import sys
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: "import" raises ImportError
     import plotly.io as pio
     pio.renderers.default = "notebook"
 
