@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -46,7 +47,6 @@ def _frozen(a: np.ndarray) -> bool:
 
 
 def _array_digest(a: np.ndarray) -> str:
-    import weakref
     remembered = _digests.get(id(a))
     if remembered is not None and remembered[0]() is a:
         return remembered[1]

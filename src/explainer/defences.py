@@ -128,10 +128,7 @@ class RobustModel:
 
     def embeddings(self, canvases: np.ndarray, cache=None, progress: bool = False) -> np.ndarray:
         """Unit embeddings (N, 128) of uint8 canvases under the robust model (cached)."""
-        from .cache import Cache
-        cache = cache if cache is not None else Cache()
-        return cache.get_or_compute("embeddings", ["robust", self.key, canvases],
-                                    lambda: {"e": self.extractor.embed(canvases, 32, progress).numpy()})["e"]
+        return zoo.cached_embeddings(["robust", self.key], lambda: self.extractor, canvases, cache, progress=progress)
 
 
 def _activations(stages: nn.Module, model: zoo.Extractor, canvases: np.ndarray, batch_size: int = 32) -> torch.Tensor:

@@ -197,17 +197,24 @@ def load_backbone(name: str = "efficientnet-lite0", pretrained: bool = True) -> 
     return _online.load_efficientnet_lite0(pretrained)
 
 
-def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: bool = True):
-    """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk.
+def cached_embeddings(key: list, extractor: Callable[[], Extractor], canvases, cache=None, batch_size: int = 16,
+                      progress: bool = True):
+    """Embeddings (N, D) float32 numpy of uint8 canvases, cached on disk under ``key`` and the
+    canvases. ``extractor()`` is called only on a cache miss: a warm notebook never parses weights.
 
     Small batches bound the activation memory (batches of 64 took notebook 00 to 4.7 GB).
     """
     from ..cache import Cache
     cache = cache if cache is not None else Cache()
-    # The model is loaded only on a cache miss: a warm notebook never parses the weights.
     return cache.get_or_compute(
-        "embeddings", [name, model_info(name).crop, canvases],
-        lambda: {"e": load_model(name).embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
+        "embeddings", [*key, canvases],
+        lambda: {"e": extractor().embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
+
+
+def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: bool = True):
+    """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk."""
+    return cached_embeddings([name, model_info(name).crop], lambda: load_model(name), canvases, cache, batch_size,
+                             progress)
 
 
 def head_split(model: Extractor) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
