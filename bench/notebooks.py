@@ -65,8 +65,9 @@ def run_sequence(profile: str, data: str, out: Path, only, rss: "PeakRss") -> tu
     return seconds, peaks
 
 
-def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 16) -> dict:
-    """Bare forward+backward time x steps x photos of every cloak the profile computes."""
+def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 8) -> dict:
+    """Bare forward+backward time x steps x photos of every cloak the profile computes, at the
+    attacks' batch size and precision."""
     import torch
 
     from explainer import attacks, experiments, faces, models, protocol
@@ -74,11 +75,13 @@ def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 16) -> di
     setting = protocol.load_setting(data, profile, seed, progress=False)
     x = faces.to_tensor(setting.canvases[:batch])
     per_image_step = {}
+    precision = attacks.attack_precision("cpu")
+    wrap = attacks.Autocast if precision == "bf16" else (lambda m: m)
     for a in attacks.ATTACKS:
-        extractors = [models.load_model(n, "cpu") for n in attacks.DEFAULT_MODELS[a]]
+        extractors = [wrap(models.load_model(n, "cpu")) for n in attacks.DEFAULT_MODELS[a]]
         per_image_step[a] = attacks.bare_step_seconds(extractors, x, a == "lowkey") / len(x)
     rows = [{**r, "floor_s": round(r["photos"] * r["steps"] * per_image_step[r["attack"]], 1)} for r in workload]
-    return {"threads": torch.get_num_threads(), "bare_s_per_image_step": {k: round(v, 4) for k, v in per_image_step.items()},
+    return {"threads": torch.get_num_threads(), "precision": precision, "batch": batch, "bare_s_per_image_step": {k: round(v, 4) for k, v in per_image_step.items()},
             "cloaks": rows, "floor_s": round(sum(r["floor_s"] for r in rows), 1)}
 
 

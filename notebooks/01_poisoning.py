@@ -46,10 +46,11 @@ sizes
 # %% [markdown]
 # ## Cloaking the protected users
 # Every scraped photo of the protected users is cloaked with each attack, in the profile's mode
-# (`full` uses the strongest presets: Fawkes v0.3 and v1.0 `high`, LowKey's 50 steps;
-# `classroom` keeps those for v1.0 and LowKey but runs v0.3 at `mid`, 200 steps instead of 500,
-# to fit a class's preparation on a CPU; `ci` uses the weakest, and a 10-step LowKey, to stay
-# quick). Cloaks are cached: the next notebooks reuse them.
+# (`classroom` and `full` use the tools' strongest presets, as the paper does: Fawkes v0.3 and
+# v1.0 `high`, LowKey's 50 steps; `ci` uses the weakest, and a 10-step LowKey, to stay quick).
+# Where the processor computes bfloat16 natively, the attack's own passes run in it, at about
+# half the cost (`attack_precision` below; budgets and every evaluation stay float32).
+# Cloaks are cached: the next notebooks reuse them.
 
 # %%
 run = experiments.run_poisoning(data, profile, seed)

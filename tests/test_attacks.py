@@ -169,3 +169,33 @@ def test_shortened_runs_keep_the_budget_and_lowkey_its_reach(setting, tmp_path):
     reach = attacks.LOWKEY_SETTINGS["step"] * attacks.LOWKEY_SETTINGS["steps"] + attacks.LOWKEY_SETTINGS["start"]
     # two steps of 0.0625 each, where two of the paper's 0.0025 could not pass 0.01
     assert 0.05 < lowkey.linf.max() <= reach + 1 / 255
+
+
+def test_attack_precision_choice_and_override(monkeypatch):
+    monkeypatch.delenv("EXPLAINER_ATTACK_PRECISION", raising=False)
+    assert attacks.attack_precision("cpu") == ("bf16" if attacks._cpu_has_native_bf16() else "fp32")
+    monkeypatch.setenv("EXPLAINER_ATTACK_PRECISION", "fp32")
+    assert attacks.attack_precision("cpu") == "fp32"
+    monkeypatch.setenv("EXPLAINER_ATTACK_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="EXPLAINER_ATTACK_PRECISION"):
+        attacks.attack_precision("cpu")
+
+
+def test_bf16_attack_passes_cloak_as_well_and_are_cached_apart(setting, tmp_path):
+    """The autocast extractor agrees with float32; a bf16 cloak keeps the budget and moves the
+    features as far; the two precisions never share a cache entry."""
+    x = setting.canvases[:2]
+    model = models.load_model("facenet-keras", "cpu")
+    t = faces.to_tensor(x)
+    with torch.no_grad():
+        cos = torch.nn.functional.cosine_similarity(model(t), attacks.Autocast(model)(t))
+    assert attacks.Autocast(model)(t).dtype == torch.float32 and cos.min() > 0.999
+    cache = Cache(tmp_path)
+    runs = {p: attacks.cloak(x, "fawkes-v1.0", "high", steps=6, cache=cache, progress=False, device="cpu",
+                             precision=p) for p in attacks.PRECISIONS}
+    assert runs["bf16"].precision == "bf16" and not np.array_equal(runs["bf16"].cloaked, runs["fp32"].cloaked)
+    assert (runs["bf16"].dssim <= attacks.FAWKES_V10_MODES["high"][0] + 1e-4).all()
+    fp32, bf16 = runs["fp32"].shift["facenet-keras"], runs["bf16"].shift["facenet-keras"]
+    assert bf16.min() > 0.5 and abs(bf16.mean() - fp32.mean()) < 0.15 * fp32.mean()
+    with pytest.raises(ValueError, match="precision"):
+        attacks.cloak(x, "fawkes-v1.0", "high", steps=1, cache=cache, progress=False, precision="fp16")

@@ -85,6 +85,7 @@ class CloakResult:
     iterates: np.ndarray | None = None
     iterate_steps: np.ndarray | None = None
     extra: dict = field(default_factory=dict)
+    precision: str = "fp32"  # of the attack's own forward/backward passes (``attack_precision``)
 
     def subset(self, which) -> "CloakResult":
         """The cloaks of some photos only (a boolean mask or indices): every per-photo field sliced."""
@@ -108,6 +109,48 @@ def grayscale_projection(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
         return x
     mean = x.mean(dim=1, keepdim=True).expand_as(x)
     return torch.where(gray[:, None, None, None], mean, x)
+
+
+# Precision of the attacks' passes --------------------------------------------------------------
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:  # Linux: AVX512-BF16 or AMX; elsewhere oneDNN would emulate bf16, slower than float32
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def attack_precision(device: str | torch.device = "cpu") -> str:
+    """``bf16`` where the hardware computes bfloat16 natively (recent x86 CPUs, recent GPUs):
+    an attack step costs about half; else ``fp32``. ``EXPLAINER_ATTACK_PRECISION`` overrides
+    (``fp32`` reproduces a cloak made on other hardware). Budgets (DSSIM) and every evaluation
+    stay float32; only the extractors inside the attack loop run under autocast."""
+    import os
+    forced = os.environ.get("EXPLAINER_ATTACK_PRECISION")
+    if forced:
+        if forced not in PRECISIONS:
+            raise ValueError(f"EXPLAINER_ATTACK_PRECISION={forced!r}; choose one of {', '.join(PRECISIONS)}")
+        return forced
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and _cpu_has_native_bf16() else "fp32"
+
+
+class Autocast(torch.nn.Module):
+    """An extractor run under bfloat16 autocast, float32 out: what the attack loops call in ``bf16``."""
+
+    def __init__(self, extractor: zoo.Extractor):
+        super().__init__()
+        self.extractor = extractor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return self.extractor(x).float()
 
 
 def _features(models: list[zoo.Extractor], x: torch.Tensor) -> list[torch.Tensor]:
@@ -378,13 +421,14 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
           users: np.ndarray | None = None, pool: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
           batch_size: int = 8, record_every: int | None = None, cache=None, progress: bool = True,
           device: str | torch.device | None = None, evaluate: tuple[str, ...] = (),
-          steps: int | None = None) -> CloakResult:
+          steps: int | None = None, precision: str | None = None) -> CloakResult:
     """Cloak uint8 canvases (N, H, W, 3) with ``attack`` in ``mode``; every batch is cached.
 
     ``users`` (N,) identity labels of the photos and ``pool`` (canvases, labels) of public
     identities are needed by Fawkes v0.3 to pick targets. ``evaluate`` adds models to the
     reported feature shift. ``record_every`` keeps the (best) iterate every so many steps.
-    ``steps`` shortens the run (``steps_of``: the mode's preset by default).
+    ``steps`` shortens the run (``steps_of``: the mode's preset by default). ``precision`` of
+    the attack's passes: ``attack_precision(device)`` by default; part of the cache key.
     """
     from .cache import Cache
     if attack not in ATTACKS:
@@ -394,11 +438,15 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
         raise ValueError(f"Unknown mode {mode!r} for {attack}; choose one of {', '.join(modes(attack))}")
     model_names = tuple(models or DEFAULT_MODELS[attack])
     device = torch.device(device or zoo.default_device())
+    precision = precision or attack_precision(device)
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     extractors: list = []  # loaded on the first cache miss: cached cloaks need no model
 
     def loaded() -> list:
         if not extractors:
-            extractors.extend(zoo.load_model(n, device) for n in model_names)
+            wrap = Autocast if precision == "bf16" else (lambda m: m)
+            extractors.extend(wrap(zoo.load_model(n, device)) for n in model_names)
         return extractors
     cache = cache if cache is not None else Cache()
     canvases = np.asarray(canvases)
@@ -420,7 +468,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [ATTACK_VERSION, attack, mode, steps, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
+        key = [ATTACK_VERSION, attack, mode, steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
                targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
@@ -469,7 +517,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     iterates = np.concatenate(all_iterates, axis=1) if all_iterates else None
     iterate_steps = np.array(sorted(_record(steps, record_every))) if iterates is not None else None
     return CloakResult(attack, mode, model_names, cloaked, d, linf, shift, perceptual_name, targets_per_image,
-                       iterates, iterate_steps)
+                       iterates, iterate_steps, precision=precision)
 
 
 def bare_step_seconds(extractors, x: torch.Tensor, lowkey: bool = False, repeats: int = 3) -> float:

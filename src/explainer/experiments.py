@@ -120,6 +120,7 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
                     "protected_test_photos": int(len(split.protected_test(labels))),
                     "modes": {a: sizes["modes"][a] for a in attack_names}, "lowkey_steps": sizes["lowkey_steps"],
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
+                    "attack_precision": sorted({r.precision for r in cloaks.values()}),
                     "perceptual": {a: r.perceptual for a, r in cloaks.items() if r.perceptual},
                     "paper_protection_1nn": PAPER_PROTECTION, "seconds": round(time.perf_counter() - start, 1)}
     return PoisoningRun(setting, profile, seed, cloaks, results, run_settings)

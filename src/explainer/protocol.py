@@ -105,7 +105,7 @@ PROFILES = {
     # the README), how many public users it holds out to choose its settings on
     # ("validation_fraction"), and epochs.
     # classroom is sized for a 45-minute cold preparation on 2 CPU cores (bench/notebooks.py
-    # --floor prints the arithmetic): the users' cloaks keep the tools' presets, the defender
+    # --floor prints the arithmetic): the users' cloaks keep the tools' strongest presets, the defender
     # cloaks two scraped photos per public user (a few hundred cloaks in all).
     "ci": {"max_identities": 10, "max_images": 10, "n_protected": 1,
            "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10,
@@ -113,8 +113,8 @@ PROFILES = {
            "public_steps": {"fawkes-v0.3": 20, "fawkes-v1.0": 40, "lowkey": 5},
            "validation_fraction": 0.25, "robust_epochs": 2, "detector_epochs": 2},
     "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
-                  "modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
-                  "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "mid", "fawkes-v1.0": "high", "lowkey": "paper"},
+                  "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
+                  "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
                   "public_steps": {"fawkes-v0.3": 50, "fawkes-v1.0": 40, "lowkey": 10},
                   "validation_fraction": 0.2, "robust_epochs": 10, "detector_epochs": 8},
     "full": {"max_identities": None, "max_images": None, "n_protected": 10,

