@@ -76,9 +76,8 @@ def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 8) -> dic
     x = faces.to_tensor(setting.canvases[:batch])
     per_image_step = {}
     precision = attacks.attack_precision("cpu")
-    wrap = attacks.Autocast if precision == "bf16" else (lambda m: m)
     for a in attacks.ATTACKS:
-        extractors = [wrap(models.load_model(n, "cpu")) for n in attacks.DEFAULT_MODELS[a]]
+        extractors = [attacks.attack_extractor(models.load_model(n, "cpu"), precision) for n in attacks.DEFAULT_MODELS[a]]
         per_image_step[a] = attacks.bare_step_seconds(extractors, x, a == "lowkey") / len(x)
     rows = [{**r, "floor_s": round(r["photos"] * r["steps"] * per_image_step[r["attack"]], 1)} for r in workload]
     return {"threads": torch.get_num_threads(), "precision": precision, "batch": batch, "bare_s_per_image_step": {k: round(v, 4) for k, v in per_image_step.items()},

@@ -153,6 +153,11 @@ class Autocast(torch.nn.Module):
             return self.extractor(x).float()
 
 
+def attack_extractor(extractor: zoo.Extractor, precision: str) -> torch.nn.Module:
+    """The extractor as an attack loop calls it in ``precision``."""
+    return Autocast(extractor) if precision == "bf16" else extractor
+
+
 def _features(models: list[zoo.Extractor], x: torch.Tensor) -> list[torch.Tensor]:
     return [m(x) for m in models]
 
@@ -445,8 +450,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
 
     def loaded() -> list:
         if not extractors:
-            wrap = Autocast if precision == "bf16" else (lambda m: m)
-            extractors.extend(wrap(zoo.load_model(n, device)) for n in model_names)
+            extractors.extend(attack_extractor(zoo.load_model(n, device), precision) for n in model_names)
         return extractors
     cache = cache if cache is not None else Cache()
     canvases = np.asarray(canvases)
