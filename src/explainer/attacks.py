@@ -17,6 +17,8 @@ offline we use a documented substitute, ``1 - SSIM`` (kornia); results say which
 """
 from __future__ import annotations
 
+import functools
+import os
 import time
 from dataclasses import dataclass, field, replace
 
@@ -116,6 +118,7 @@ def grayscale_projection(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
 PRECISIONS = ("fp32", "bf16")
 
 
+@functools.lru_cache(maxsize=1)
 def _cpu_has_native_bf16() -> bool:
     try:  # Linux: AVX512-BF16 or AMX; elsewhere oneDNN would emulate bf16, slower than float32
         flags = open("/proc/cpuinfo").read()
@@ -129,7 +132,6 @@ def attack_precision(device: str | torch.device = "cpu") -> str:
     an attack step costs about half; else ``fp32``. ``EXPLAINER_ATTACK_PRECISION`` overrides
     (``fp32`` reproduces a cloak made on other hardware). Budgets (DSSIM) and every evaluation
     stay float32; only the extractors inside the attack loop run under autocast."""
-    import os
     forced = os.environ.get("EXPLAINER_ATTACK_PRECISION")
     if forced:
         if forced not in PRECISIONS:
@@ -142,7 +144,8 @@ def attack_precision(device: str | torch.device = "cpu") -> str:
 
 
 class Autocast(torch.nn.Module):
-    """An extractor run under bfloat16 autocast, float32 out: what the attack loops call in ``bf16``."""
+    """An extractor run under bfloat16 autocast (``Extractor.forward`` returns float32 either
+    way): what the attack loops call in ``bf16``."""
 
     def __init__(self, extractor: zoo.Extractor):
         super().__init__()
@@ -150,7 +153,7 @@ class Autocast(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
-            return self.extractor(x).float()
+            return self.extractor(x)
 
 
 def attack_extractor(extractor: zoo.Extractor, precision: str) -> torch.nn.Module:
@@ -329,7 +332,6 @@ def perceptual_distance():
     try:
         if _LPIPS is None:
             from torch.hub import get_dir
-            import os
             alexnet = os.path.join(get_dir(), "checkpoints", "alexnet-owt-7be5be79.pth")
             if not os.path.exists(alexnet):
                 raise FileNotFoundError(alexnet)

@@ -738,6 +738,10 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
     return YourPhotoRun(enrolled, result.cloaked, queries, result, answers, shared, notes, errors, run_settings)
 
 
+# The other Fawkes modes notebook 01's viewer shows on one photo (up to ``mid``/``high``: cheap)
+VIEWER_EXTRA_MODES = {"fawkes-v0.3": ("min", "low", "mid"), "fawkes-v1.0": ("low", "mid", "high")}
+
+
 def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> list[dict]:
     """Every cloak the notebooks of a profile compute cold: attack, mode, steps and photo count,
     for the protected users (notebook 01 on), the defender's public photos (02 on) and the
@@ -753,7 +757,7 @@ def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> li
             rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, steps),
                          "photos": n})
     if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
-        for a, wanted in (("fawkes-v0.3", ("min", "low", "mid")), ("fawkes-v1.0", ("low", "mid", "high"))):
+        for a, wanted in VIEWER_EXTRA_MODES.items():
             for mode in wanted:
                 if mode != sizes["modes"][a]:
                     rows.append({"attack": a, "role": "viewer", "mode": mode, "steps": attacks.steps_of(a, mode), "photos": 1})
@@ -799,7 +803,7 @@ def viewer_results(run: PoisoningRun, extra_modes: bool = False, seed: int = 0, 
     out = {f"{a} {r.mode}": (setting.canvases[idx], r) for a, r in run.cloaks.items()}
     if extra_modes:
         first = setting.canvases[idx[:1]]
-        for attack_name, wanted in (("fawkes-v0.3", ("min", "low", "mid")), ("fawkes-v1.0", ("low", "mid", "high"))):
+        for attack_name, wanted in VIEWER_EXTRA_MODES.items():
             for mode in wanted:
                 if f"{attack_name} {mode}" in out:
                     continue
