@@ -52,7 +52,7 @@ from explainer import experiments, protocol, viz
 
 sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
-{k: sizes[k] for k in ("public_per_identity", "public_modes", "public_steps", "robust_epochs")}
+{k: sizes[k] for k in ("public_share", "public_per_identity", "public_modes", "public_steps", "robust_epochs")}
 
 # %% [markdown]
 # ## Training the robust models

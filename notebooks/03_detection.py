@@ -36,7 +36,7 @@ from explainer import experiments, protocol, viz
 
 sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
-{k: sizes[k] for k in ("public_per_identity", "public_modes", "public_steps", "detector_epochs")}
+{k: sizes[k] for k in ("public_share", "public_per_identity", "public_modes", "public_steps", "detector_epochs")}
 
 # %%
 run = experiments.run_detection(data, profile, seed)

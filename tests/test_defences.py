@@ -26,6 +26,20 @@ def test_public_data_never_touches_protected_users(orl_ci):
     assert np.array_equal(public.train, again.train)
 
 
+def test_public_data_takes_a_share_of_each_users_scraped_photos(orl_ci):
+    labels = orl_ci.labels
+    scraped = np.bincount(labels[orl_ci.split.train])  # ORL ci: 7 scraped photos each
+    assert set(scraped[scraped > 0]) == {7}
+    for share, cap, expected in ((0.3, 8, 2), (0.5, 8, 3), (1.0, 5, 5), (0.01, 8, 1)):
+        public = defences.public_data(orl_ci, per_identity=cap, validation_fraction=0.25, seed=0, share=share)
+        counts = np.bincount(labels[public.all])
+        assert set(counts[counts > 0]) == {expected}, (share, cap)
+    # a smaller share keeps the first photos of a larger one (their cloaks stay cached)
+    two = defences.public_data(orl_ci, 8, 0.25, 0, share=0.3)
+    three = defences.public_data(orl_ci, 8, 0.25, 0, share=0.5)
+    assert np.isin(two.all, three.all).all()
+
+
 def test_split_at_reassembles_facenet():
     model = models.load_model("facenet-keras", "cpu")
     from explainer.models import facenet
@@ -64,6 +78,19 @@ def test_align_recipe_pulls_cloaks_onto_their_clean_photos(tmp_path):
                                   batch_size=4, cache=cache, progress=False)  # from the cache
     assert again.key == robust.key and again.train_s == robust.train_s
     assert torch.allclose(again.extractor.embed(cloaked[:2]), robust.extractor.embed(cloaked[:2]))
+
+
+def test_bf16_training_learns_as_float32_does_under_its_own_key(tmp_path):
+    from explainer.cache import Cache
+    clean, cloaked, labels = _pairs()
+    cache = Cache(tmp_path)
+    runs = {p: defences.train_robust(clean, cloaked, np.arange(8), labels, "align", "repeat_3", epochs=4, lr=1e-3,
+                                     batch_size=4, precision=p, cache=cache, progress=False) for p in ("fp32", "bf16")}
+    assert runs["fp32"].key != runs["bf16"].key  # never served one for the other
+    target = models.load_model("facenet-keras", "cpu").embed(clean)
+    gaps = {p: (r.extractor.embed(cloaked) - target).norm(dim=1).mean().item() for p, r in runs.items()}
+    assert gaps["bf16"] < 1.2 * gaps["fp32"] + 0.05, gaps
+    assert np.allclose(runs["bf16"].losses, runs["fp32"].losses, rtol=0.2, atol=0.02)
 
 
 def test_softmax_recipe_trains_and_rejects_unknown_recipes(tmp_path):

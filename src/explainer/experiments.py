@@ -153,8 +153,7 @@ ADAPTIVE_STARTS = ("last_linear", "repeat_3", "repeat_1")  # head only, top bloc
 def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
                   progress: bool = True, cache=None) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
     """The public users' photos the defender cloaks, and its cloaks of them per attack (cached)."""
-    sizes = protocol.profile_settings(profile)
-    public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed)
+    public = defences.profile_public_data(setting, profile, seed)
     return public, {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
 
 
@@ -749,7 +748,7 @@ def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> li
     setting = protocol.load_setting(source, profile, seed, progress=False)
     sizes = protocol.profile_settings(profile)
     n_protected = len(setting.split.protected_train(setting.labels))
-    n_public = len(defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed).all)
+    n_public = len(defences.profile_public_data(setting, profile, seed).all)
     rows = []
     for a in attacks.ATTACKS:
         for role, n, mode, steps in (("protected", n_protected, sizes["modes"][a], protocol.users_steps(sizes, a)),
