@@ -83,8 +83,9 @@ viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
 # The paper's defender cloaks its public photos with the same tools *and settings* as the users
 # and trains whole networks on a GPU; it reports protection falling to a few percent. Read the
 # bars below as what this CPU-sized defender achieved with shortened runs of the users' modes
-# and two photos per public user. (Its cloaks must be as strong as the users': cloaks made at
-# cheaper modes, with a smaller budget, taught it much less; the README gives the measurement.)
+# and a share of each public user's photos (`public_share`: two on ORL, five on LFW). (Its
+# cloaks must be as strong as the users': cloaks made at cheaper modes, with a smaller budget,
+# taught it much less; the README gives the measurement.)
 # The table in the next section shows every model tried.
 
 # %%
