@@ -59,8 +59,9 @@ viz.setup_notebook()
 # For each recipe, three depths are tried: the last layer only (`last_linear`), the top
 # Inception blocks (`repeat_3` up), and most of the network (`repeat_1` up). The defender picks
 # one **on held-out public users** (their photos cloaked by the defender, never the protected
-# users' test photos): the lowest protection among models whose clean accuracy stays within
-# 2 points of the original. Trained models are cached; the first run takes minutes.
+# users' test photos): the lowest protection among models whose clean accuracy (on every
+# public user's photos) stays within 2 points of the original. Trained models are cached; the
+# first run takes minutes.
 
 # %%
 run = experiments.run_adaptive(data, profile, seed)

@@ -116,6 +116,9 @@ def test_validation_scores_and_one_clean_photo():
     assert fooled == {"protection_rate": 1.0, "clean_accuracy": 1.0}
     undone = defences.validation_scores(setting, public, emb, emb[[4, 5]])
     assert undone["protection_rate"] == 0.0
+    confused = emb.copy()
+    confused[11] = emb[15]  # a probe of training user 2 looks like user 3: counted, not only held-out users'
+    assert defences.validation_scores(setting, public, confused, emb[[4, 5]])["clean_accuracy"] == pytest.approx(2 / 3)
     cloaked = {i: emb[12] for i in setting.split.protected_train(labels)}
     assert protocol.evaluate_embeddings(setting.split, labels, emb, cloaked).protection_rate == 1.0
     assert defences.with_clean_photos(setting.split, labels, emb, cloaked).protection_rate == 0.0
