@@ -75,7 +75,7 @@ def public_data(setting: protocol.Setting, per_identity: int, validation_fractio
     chosen = {}
     for label in public_ids:
         mine = split.train[labels[split.train] == label]
-        n = min(per_identity, max(1, int(share * len(mine) + 1e-9)))  # 1e-9: 0.3 * 10 is 2.9999...
+        n = min(per_identity, max(1, int(share * len(mine) + 1e-9)))  # 1e-9: 0.57 * 100 is 56.99...
         chosen[int(label)] = np.sort(np.random.default_rng([seed, int(label), 4243]).permutation(mine)[:n])
     return PublicData(np.concatenate([chosen[int(i)] for i in train_ids]),
                       np.concatenate([chosen[int(i)] for i in val_ids]), train_ids, val_ids)
