@@ -147,7 +147,7 @@ class Autocast(torch.nn.Module):
     """An extractor run under bfloat16 autocast (``Extractor.forward`` returns float32 either
     way): what the attack loops call in ``bf16``."""
 
-    def __init__(self, extractor: zoo.Extractor):
+    def __init__(self, extractor: torch.nn.Module):
         super().__init__()
         self.extractor = extractor
 
@@ -156,8 +156,9 @@ class Autocast(torch.nn.Module):
             return self.extractor(x)
 
 
-def attack_extractor(extractor: zoo.Extractor, precision: str) -> torch.nn.Module:
-    """The extractor as an attack loop calls it in ``precision``."""
+def attack_extractor(extractor: torch.nn.Module, precision: str) -> torch.nn.Module:
+    """The extractor (or any module) as an attack loop calls it in ``precision``; the robust
+    training of ``defences`` runs its trained stages the same way."""
     return Autocast(extractor) if precision == "bf16" else extractor
 
 

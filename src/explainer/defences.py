@@ -247,10 +247,10 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
         opt = torch.optim.Adam(params, lr=lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(epochs * batches_per_epoch, batches_per_epoch))
 
+        trained = attacks.attack_extractor(late, precision)  # the attacks' own autocast rule
+
         def embed(activations):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = late(activations)
-            return F.normalize(out.float(), dim=1)
+            return F.normalize(trained(activations).float(), dim=1)
 
         def batch_loss(batch):
             s = src[batch]
