@@ -292,6 +292,46 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
     return coords, group, names
 
 
+def cloak_shift(embed, clean: np.ndarray, cloaked: np.ndarray) -> float:
+    """Mean squared distance between unit embeddings of cloaks and of the clean photos they were
+    made from (0: the model does not see the cloak; up to 4: opposite)."""
+    return float(((embed(cloaked) - embed(clean)) ** 2).sum(axis=1).mean())
+
+
+def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
+    """How far cloaks still move photos, under the original FaceNet and each selected robust
+    model, for three sets of cloaks: the defender's training pairs, held-out public users', and
+    the protected users' (never seen). A robust model that pulls its own training pairs together
+    but not the others has learnt those cloaks, not the attack: it needs more pairs. The last row
+    is the scale: two clean photos of one person."""
+    setting, public, n = run.setting, run.public, len(run.public.train)
+    protected_idx = setting.split.protected_train(setting.labels)
+    base = "facenet-keras"
+    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
+    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    rows = []
+    for a in run.cloaks:
+        groups = {"defender's training pairs": (setting.canvases[public.train], run.public_cloaks[a].cloaked[:n]),
+                  "held-out public users": (setting.canvases[public.validation], run.public_cloaks[a].cloaked[n:]),
+                  "protected users": (setting.canvases[protected_idx], run.cloaks[a].cloaked)}
+        for group, (clean, cloaked) in groups.items():
+            rows.append({"attack": a, "cloaks": group, "photos": len(clean),
+                         **{name: round(cloak_shift(embed, clean, cloaked), 3) for name, embed in embedders.items()}})
+    # The scale to read them on: how far apart two clean photos of one (held-out) person are.
+    held_out = public.validation
+    rows.append({"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out),
+                 **{name: round(same_person_distance(embed(setting.canvases[held_out]), setting.labels[held_out]), 3)
+                    for name, embed in embedders.items()}})
+    return rows
+
+
+def same_person_distance(emb: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared distance between unit embeddings of two different photos of the same person."""
+    d = ((emb[:, None, :] - emb[None, :, :]) ** 2).sum(-1)
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
+    return float(d[same].mean())
+
+
 @dataclass
 class DetectionRun:
     """Experiment 3: a fine-tuned ImageNet CNN tells cloaked photos from clean ones."""
@@ -418,6 +458,22 @@ class TimeTravelRun:
 
     def to_json(self) -> dict:
         return {"results": self.results, "switching": self.switching, "probe": self.probe, "settings": self.settings}
+
+    def verdicts(self, margin: float = 0.10) -> list[dict]:
+        """Per attack: does the cloak still protect on the newest offline extractor? It "fails"
+        there when its protection is within ``margin`` of that extractor's clean error (the
+        paper's oblivious defence worked); the attacked models' protection is shown beside it."""
+        newest = self.settings["newest_offline"]
+        rows = []
+        for attack in self.cloaks:
+            mine = [r for r in self.results if r["attack"] == attack and r["available"]]
+            attacked = [r["protection_rate"] for r in mine if r["attacked"]]
+            new = next(r for r in mine if r["model"] == newest)
+            rows.append({"attack": attack, "protection_on_attacked": min(attacked) if attacked else None,
+                         "newest_offline": newest, "protection_on_newest": new["protection_rate"],
+                         "clean_error_newest": new["clean_error"],
+                         "still_protects": new["protection_rate"] > new["clean_error"] + margin})
+        return rows
 
 
 def _embedder(name: str, cache=None):
