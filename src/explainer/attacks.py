@@ -45,7 +45,10 @@ FAWKES_CONST = 1e9  # DSSIM penalty weight: in effect a hard budget
 V10_BOUND = 15 / 255  # Fawkes v1.0 clips the per-pixel change
 V10_START = 2 / 255  # random start: the untargeted objective has zero gradient at x' = x
 TARGET_POOL_FARTHEST = 20
-ATTACK_VERSION = 4  # part of every cloak's cache key: bump when an attack's algorithm changes
+ATTACK_VERSION = 4  # part of every cloak's cache key: bump when the attacks' shared machinery changes
+# One attack's own revision, also in its cloaks' keys: bumped when only its algorithm changes, so
+# that the other attacks' cached cloaks stay valid (LowKey 2: its loss as in LowKey's paper).
+ATTACK_REVISIONS = {"lowkey": 2}
 
 
 def steps_of(attack: str, mode: str, steps: int | None = None) -> int:
@@ -346,13 +349,14 @@ def perceptual_distance():
             x, y, window_size=11, max_val=1.0).mean(dim=(1, 2, 3))
 
 
-def lowkey_features(models: list[zoo.Extractor], x: torch.Tensor) -> list[torch.Tensor]:
-    """LowKey's ensemble: each model on the image and on a Gaussian-smoothed copy, l2norm(f(x) + f(flip x))."""
+def lowkey_features(models: list[zoo.Extractor], x: torch.Tensor, smoothed: bool = True) -> list[torch.Tensor]:
+    """LowKey's ensemble: each model on the image (and, with ``smoothed``, on a Gaussian-smoothed
+    copy), l2norm(f(x) + f(flip x)); the smoothed views follow the plain ones."""
     import kornia
     k, s = LOWKEY_SETTINGS["blur_kernel"], LOWKEY_SETTINGS["blur_sigma"]
-    smooth = kornia.filters.gaussian_blur2d(x, (k, k), (s, s))
+    views = (x, kornia.filters.gaussian_blur2d(x, (k, k), (s, s))) if smoothed else (x,)
     out = []
-    for variant in (x, smooth):
+    for variant in views:
         flipped = torch.flip(variant, dims=[3])
         for m in models:
             out.append(F.normalize(m(variant) + m(flipped), dim=1))
@@ -363,6 +367,9 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
                  step_hook=None, steps: int | None = None):
     """LowKey on a batch: signed-gradient ascent of mean((F(x') - F(x))^2 / ||F(x)||) - 0.05 * LPIPS.
 
+    As in LowKey's paper and code, both the plain and the smoothed view of the cloak are pushed
+    away from the features of the plain clean photo F(x), and the mean runs over views, models
+    and embedding dimensions: that scale is what the perceptual weight 0.05 is set against.
     Step 0.0025, 50 iterations, uniform start within +-0.005, pixels clamped to [0, 1]. A
     shortened run (``steps``) takes larger steps so that it can reach as far (0.125) as the paper's.
     """
@@ -373,7 +380,8 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
     gen = torch.Generator(device="cpu").manual_seed(seed)
     gray = _gray(x)
     with torch.no_grad():
-        clean = [f.detach() for f in lowkey_features(models, x)]
+        plain = lowkey_features(models, x, smoothed=False)
+        clean = plain + plain  # the smoothed views are compared with the plain photo's features too
         start = (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device) * LOWKEY_SETTINGS["start"]
         xa = grayscale_projection((x + start).clamp(0, 1), gray)
     record = _record(steps, record_every)
@@ -381,7 +389,7 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
     for step in range(1, steps + 1):
         xa.requires_grad_(True)
         feats = lowkey_features(models, xa)
-        gain = feature_gain(feats, clean) / len(feats)
+        gain = feature_gain(feats, clean) / (len(feats) * feats[0].shape[1])  # a mean over dimensions too
         objective = gain - weight * perceptual(xa, x)
         (grad,) = torch.autograd.grad(objective.sum(), xa)
         with torch.no_grad():
@@ -475,7 +483,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [ATTACK_VERSION, attack, mode, steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
+        key = [ATTACK_VERSION, *([ATTACK_REVISIONS[attack]] if attack in ATTACK_REVISIONS else []), attack, mode, steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
                targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
