@@ -204,10 +204,13 @@ def test_linear_probe_separates_its_training_identities():
     assert np.array_equal(w, defences.train_probe(features, labels, dim=8, seed=0))
 
 
-def test_detection_threshold_is_chosen_between_the_classes():
-    t = defences.choose_threshold(np.array([0.01, 0.02, 0.05]), np.array([0.2, 0.3, 0.9]))
-    assert 0.05 < t <= 0.2
-    m = defences.detection_metrics(np.array([0.01, 0.02, 0.05]), np.array([0.2, 0.3, 0.9]), t)
+def test_detection_threshold_flags_at_most_the_allowed_share_of_clean_photos():
+    clean = np.linspace(0.0, 0.1, 200)
+    t = defences.choose_threshold(clean, max_false_positive=0.01)
+    assert np.sum(clean >= t) == 2 and clean[-3] < t < clean[-2]  # 1 % of 200: just above the third highest
+    assert np.sum(clean[:50] >= defences.choose_threshold(clean[:50])) == 0  # 1 % of 50: none
+    subtle = np.array([0.12, 0.3, 0.9])  # cloaks well below the defender's own still count
+    m = defences.detection_metrics(np.array([0.01, 0.02, 0.05]), subtle, defences.choose_threshold(np.array([0.01, 0.02, 0.05])))
     assert m["precision"] == m["recall"] == 1.0
 
 

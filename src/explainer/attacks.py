@@ -483,8 +483,9 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     bar = tqdm(total=len(canvases) * steps, desc=f"{attack} ({mode})", disable=not progress, unit="img-step")
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
-        key = [ATTACK_VERSION, *([ATTACK_REVISIONS[attack]] if attack in ATTACK_REVISIONS else []), attack, mode, steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start, record_every, chunk,
-               targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
+        key = [ATTACK_VERSION, *([ATTACK_REVISIONS[attack]] if attack in ATTACK_REVISIONS else []), attack, mode,
+               steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start,
+               record_every, chunk, targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
             x = to_tensor(chunk, device)

@@ -263,6 +263,14 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
                        results, candidate_rows, clean_photo, run_settings)
 
 
+def _original_and_robust(run: AdaptiveRun, cache=None) -> dict:
+    """``canvases -> unit embeddings`` by name: the original FaceNet, then each selected robust model."""
+    base = "facenet-keras"
+    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
+    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    return embedders
+
+
 def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0, cache=None
                   ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
     """Coordinates for the before/after UMAP widget: the protected users' clean probes and their
@@ -280,9 +288,7 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
     n_names = len(setting.names)
     group = np.concatenate([labels[shown], labels[probes], labels[protected_idx] + n_names])
     names = list(setting.names) + [f"{n} (cloaked)" for n in setting.names]
-    base = "facenet-keras"
-    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
-    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    embedders = _original_and_robust(run, cache)
     coords = {}
     for name, embed in embedders.items():
         clean = embed(setting.canvases)
@@ -306,9 +312,7 @@ def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
     is the scale: two clean photos of one person."""
     setting, public, n = run.setting, run.public, len(run.public.train)
     protected_idx = setting.split.protected_train(setting.labels)
-    base = "facenet-keras"
-    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
-    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    embedders = _original_and_robust(run, cache)
     rows = []
     for a in run.cloaks:
         groups = {"defender's training pairs": (setting.canvases[public.train], run.public_cloaks[a].cloaked[:n]),
@@ -363,8 +367,8 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     """Train cloak detectors on the defender's cloaks of public users; test on other identities.
 
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
-    photos. Each detector's score threshold is chosen on the held-out public users (the
-    defender's cloaks of them, ``defences.choose_threshold``); the test identities are the
+    photos. Each detector's score threshold is set on clean photos of the held-out public
+    users (``defences.choose_threshold``: at most 1 % of them flagged); the test identities are the
     protected users (their own cloaks, the profile's modes), the negatives the clean versions
     of the same photos. ``cross_attack``: a detector tested
     on another attack; ``jpeg``: test photos re-compressed at ``jpeg_quality``; ``filter``:
@@ -385,15 +389,13 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                                                np.concatenate([pub_cloaks[a].cloaked[:n] for a in attack_names]),
                                                epochs, seed=seed, trained_on=tuple(attack_names), cache=cache,
                                                progress=progress)
-    # Thresholds are chosen on the held-out public users (the defender's cloaks of them); the
-    # test photos are the protected users' (identities never seen), cloaked by the users themselves.
-    val_clean = setting.canvases[public.validation]
+    # Thresholds are set on every photo of the held-out public users (clean, never trained on);
+    # the test photos are the protected users' (identities never seen), cloaked by the users themselves.
+    val_clean = setting.canvases[np.isin(labels, public.validation_identities)]
     test_clean = setting.canvases[protected_idx]
     results, cross, compressed, test_scores, thresholds = [], [], [], {}, {}
     for name, trained in detectors.items():
-        val_cloaked = np.concatenate([pub_cloaks[a].cloaked[n:] for a in trained.trained_on])
-        t = thresholds[name] = defences.choose_threshold(trained.scores(val_clean),
-                                                         trained.scores(val_cloaked))
+        t = thresholds[name] = defences.choose_threshold(trained.scores(val_clean))
         clean_s = trained.scores(test_clean)
         clean_jpeg_s = trained.scores(defences.jpeg(test_clean, jpeg_quality))
         for a in attack_names:
