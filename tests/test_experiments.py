@@ -30,8 +30,8 @@ def test_cloak_shift_is_zero_for_an_invariant_model_and_large_for_a_fooled_one()
         return v / np.linalg.norm(v, axis=1, keepdims=True)
     invariant = lambda c: unit(np.ones((len(c), 3)))  # noqa: E731
     fooled = lambda c: unit(c.reshape(len(c), -1)[:, :3].astype(float) - 127.5)  # noqa: E731
-    assert experiments.cloak_shift(invariant, clean, cloaked) == 0.0
-    assert experiments.cloak_shift(fooled, clean, cloaked) > 3.9  # inverted pixels: opposite embeddings
+    assert experiments.cloak_shift(invariant(clean), invariant(cloaked)) == 0.0
+    assert experiments.cloak_shift(fooled(clean), fooled(cloaked)) > 3.9  # inverted pixels: opposite embeddings
 
 
 def test_same_person_distance_ignores_other_people_and_a_photo_with_itself():

@@ -298,10 +298,10 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
     return coords, group, names
 
 
-def cloak_shift(embed, clean: np.ndarray, cloaked: np.ndarray) -> float:
+def cloak_shift(clean_emb: np.ndarray, cloaked_emb: np.ndarray) -> float:
     """Mean squared distance between unit embeddings of cloaks and of the clean photos they were
-    made from (0: the model does not see the cloak; up to 4: opposite)."""
-    return float(((embed(cloaked) - embed(clean)) ** 2).sum(axis=1).mean())
+    made from, row by row (0: the model does not see the cloak; up to 4: opposite)."""
+    return float(((cloaked_emb - clean_emb) ** 2).sum(axis=1).mean())
 
 
 def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
@@ -312,21 +312,22 @@ def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
     is the scale: two clean photos of one person."""
     setting, public, n = run.setting, run.public, len(run.public.train)
     protected_idx = setting.split.protected_train(setting.labels)
-    embedders = _original_and_robust(run, cache)
-    rows = []
-    for a in run.cloaks:
-        groups = {"defender's training pairs": (setting.canvases[public.train], run.public_cloaks[a].cloaked[:n]),
-                  "held-out public users": (setting.canvases[public.validation], run.public_cloaks[a].cloaked[n:]),
-                  "protected users": (setting.canvases[protected_idx], run.cloaks[a].cloaked)}
-        for group, (clean, cloaked) in groups.items():
-            rows.append({"attack": a, "cloaks": group, "photos": len(clean),
-                         **{name: round(cloak_shift(embed, clean, cloaked), 3) for name, embed in embedders.items()}})
-    # The scale to read them on: how far apart two clean photos of one (held-out) person are.
+    groups = {"defender's training pairs": public.train, "held-out public users": public.validation,
+              "protected users": protected_idx}
+    rows = {(a, g): {"attack": a, "cloaks": g, "photos": len(idx)} for a in run.cloaks for g, idx in groups.items()}
     held_out = public.validation
-    rows.append({"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out),
-                 **{name: round(same_person_distance(embed(setting.canvases[held_out]), setting.labels[held_out]), 3)
-                    for name, embed in embedders.items()}})
-    return rows
+    scale = {"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out)}
+    for name, embed in _original_and_robust(run, cache).items():
+        clean = embed(setting.canvases)  # every photo embedded once per model
+        for a in run.cloaks:
+            public_emb = embed(run.public_cloaks[a].cloaked)
+            cloaked = {"defender's training pairs": public_emb[:n], "held-out public users": public_emb[n:],
+                       "protected users": embed(run.cloaks[a].cloaked)}
+            for g, idx in groups.items():
+                rows[a, g][name] = round(cloak_shift(clean[idx], cloaked[g]), 3)
+        # The scale to read them on: how far apart two clean photos of one (held-out) person are.
+        scale[name] = round(same_person_distance(clean[held_out], setting.labels[held_out]), 3)
+    return [*rows.values(), scale]
 
 
 def same_person_distance(emb: np.ndarray, labels: np.ndarray) -> float:
