@@ -40,7 +40,7 @@ FAWKES_V03_MODES = {"min": (0.002, 20, 40), "low": (0.003, 50, 35), "mid": (0.00
                     "high": (0.008, 500, 10), "ultra": (0.01, 1000, 8)}
 FAWKES_V10_MODES = {"low": (0.004, 40, 25), "mid": (0.012, 75, 20), "high": (0.017, 150, 15)}
 LOWKEY_SETTINGS = {"step": 0.0025, "steps": 50, "start": 0.005, "lpips_weight": 0.05, "blur_kernel": 7,
-                   "blur_sigma": 3.0, "shortened_step": 0.005}
+                   "blur_sigma": 3.0}
 FAWKES_CONST = 1e9  # DSSIM penalty weight: in effect a hard budget
 V10_BOUND = 15 / 255  # Fawkes v1.0 clips the per-pixel change
 V10_START = 2 / 255  # random start: the untargeted objective has zero gradient at x' = x
@@ -53,8 +53,8 @@ ATTACK_REVISIONS = {"lowkey": 2}
 
 def steps_of(attack: str, mode: str, steps: int | None = None) -> int:
     """How many optimisation steps ``attack`` takes in ``mode``: ``steps`` when given (a shortened
-    run: Fawkes keeps the mode's budget and learning rate; LowKey takes larger steps,
-    :func:`lowkey_step`), else the mode's preset."""
+    run: Fawkes keeps the mode's budget and learning rate; LowKey keeps its reach, steps x step
+    size), else the mode's preset."""
     if steps:
         return steps
     if attack == "fawkes-v0.3":
@@ -62,19 +62,6 @@ def steps_of(attack: str, mode: str, steps: int | None = None) -> int:
     if attack == "fawkes-v1.0":
         return FAWKES_V10_MODES[mode][1]
     return LOWKEY_SETTINGS["steps"]
-
-
-def lowkey_step(steps: int) -> float:
-    """LowKey's signed step size in a run of ``steps``: the paper's 0.0025 over its 50 steps; a
-    shortened run takes steps of up to 0.005 (``shortened_step``), so that 10 steps reach 0.05.
-
-    Why not keep the paper's reach (0.125) with 10 steps of 0.0125: signed steps that coarse
-    overshoot and leave a visibly coarser cloak than the paper's run (DSSIM 0.025 against 0.015
-    on 8 LFW photos), and a detector trained on those missed 13 % of the users' real cloaks.
-    Ten steps of 0.005 came out at the paper's run's DSSIM (0.0149 against 0.0152); ten of the
-    paper's own 0.0025 stop short (0.0083)."""
-    paper = LOWKEY_SETTINGS["step"] * LOWKEY_SETTINGS["steps"] / steps
-    return paper if steps >= LOWKEY_SETTINGS["steps"] else min(paper, LOWKEY_SETTINGS["shortened_step"])
 
 
 def modes(attack: str) -> list[str]:
@@ -384,10 +371,10 @@ def lowkey_batch(x: torch.Tensor, models: list[zoo.Extractor], seed: int, record
     away from the features of the plain clean photo F(x), and the mean runs over views, models
     and embedding dimensions: that scale is what the perceptual weight 0.05 is set against.
     Step 0.0025, 50 iterations, uniform start within +-0.005, pixels clamped to [0, 1]. A
-    shortened run (``steps``) takes larger steps (:func:`lowkey_step`).
+    shortened run (``steps``) takes larger steps so that it can reach as far (0.125) as the paper's.
     """
     steps = steps_of("lowkey", "paper", steps)
-    step_size = lowkey_step(steps)
+    step_size = LOWKEY_SETTINGS["step"] * LOWKEY_SETTINGS["steps"] / steps
     weight = LOWKEY_SETTINGS["lpips_weight"]
     perceptual_name, perceptual = perceptual_distance()
     gen = torch.Generator(device="cpu").manual_seed(seed)
@@ -497,9 +484,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
         key = [ATTACK_VERSION, *([ATTACK_REVISIONS[attack]] if attack in ATTACK_REVISIONS else []), attack, mode,
-               # only shortened LowKey runs changed step rule, so only their keys name the step
-               steps, *([lowkey_step(steps)] if attack == "lowkey" and steps < LOWKEY_SETTINGS["steps"] else []),
-               precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start,
+               steps, precision, model_names, [zoo.model_info(n).crop for n in model_names], seed + start,
                record_every, chunk, targets_per_image[start:start + batch_size] if targets_per_image is not None else None]
 
         def compute():
