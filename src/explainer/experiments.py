@@ -368,7 +368,9 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     """Train cloak detectors on the defender's cloaks of public users; test on other identities.
 
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
-    photos. Each detector's score threshold is set on clean photos of the held-out public
+    photos, every one for as many updates: a single-attack detector has a third of the "all"
+    detector's photos and runs three times its epochs (at equal epochs LFW's LowKey detector
+    found 87 % of the users' cloaks, at equal updates 99 %). Each detector's score threshold is set on clean photos of the held-out public
     users (``defences.choose_threshold``: at most 1 % of them flagged); the test identities are the
     protected users (their own cloaks, the profile's modes), the negatives the clean versions
     of the same photos. ``cross_attack``: a detector tested
@@ -384,8 +386,9 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     n = len(public.train)
     train_clean = setting.canvases[public.train]
     epochs = sizes["detector_epochs"]
-    detectors = {a: defences.train_detector(train_clean, pub_cloaks[a].cloaked[:n], epochs, seed=seed, trained_on=(a,),
-                                            cache=cache, progress=progress) for a in attack_names}
+    single_epochs = epochs * len(attack_names)  # as many updates as the "all" detector
+    detectors = {a: defences.train_detector(train_clean, pub_cloaks[a].cloaked[:n], single_epochs, seed=seed,
+                                            trained_on=(a,), cache=cache, progress=progress) for a in attack_names}
     detectors["all"] = defences.train_detector(np.concatenate([train_clean] * len(attack_names)),
                                                np.concatenate([pub_cloaks[a].cloaked[:n] for a in attack_names]),
                                                epochs, seed=seed, trained_on=tuple(attack_names), cache=cache,
@@ -437,7 +440,7 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                     "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
                     "validation_identities": int(len(public.validation_identities)),
                     "test_identities": int(len(split.protected)),
-                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs, "crop": defences.DETECTOR_CROP,
+                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs, "single_attack_epochs": single_epochs, "crop": defences.DETECTOR_CROP,
                     "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
                     "modes": {a: sizes["modes"][a] for a in attack_names},
                     "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
