@@ -45,7 +45,9 @@ run.settings
 
 # %% [markdown]
 # ## Precision and recall on held-out identities
-# One detector per attack, and one trained on all three ("all"). A cloaked photo is the positive
+# One detector per attack, and one trained on all three ("all"); each takes as many training
+# updates (a single-attack detector has a third of the photos, so three times the epochs:
+# `single_attack_epochs` above). A cloaked photo is the positive
 # class; precision is the share of flagged photos that really are cloaked, recall the share of
 # cloaks caught. The confusion matrix reads [[clean kept, clean flagged], [cloaks missed, cloaks caught]].
 # ROC-AUC does not depend on the threshold; precision and recall do.
