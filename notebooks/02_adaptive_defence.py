@@ -5,8 +5,6 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
-#       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -57,7 +55,8 @@ viz.setup_notebook()
 # %% [markdown]
 # ## Training the robust models
 # For each recipe, three depths are tried: the last layer only (`last_linear`), the top
-# Inception blocks (`repeat_3` up), and most of the network (`repeat_1` up). The defender picks
+# Inception blocks (`repeat_3` up), and all but the first two convolutions (`conv2d_2b` up;
+# their activations are computed once, so training costs about what `repeat_1` up did). The defender picks
 # one **on held-out public users** (their photos cloaked by the defender, never the protected
 # users' test photos): the lowest protection among models whose clean accuracy (on every
 # public user's photos) stays within 2 points of the original. Trained models are cached; the

@@ -45,7 +45,7 @@ def test_split_at_reassembles_facenet():
     from explainer.models import facenet
     x = model.preprocess(torch.rand(2, 3, 224, 224))
     full = model.net(x)
-    for start in ("repeat_1", "repeat_3", "last_linear"):
+    for start in ("conv2d_2b", "repeat_1", "repeat_3", "last_linear"):
         early, late = facenet.split_at(model.net, start)
         assert torch.allclose(torch.nn.functional.normalize(late(early(x)), dim=1), full, atol=1e-5)
         assert all(p.requires_grad for p in late.parameters())
