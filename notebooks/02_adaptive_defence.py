@@ -120,7 +120,8 @@ candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_prote
 # protected users'. The last row is the scale: two clean photos of one person. Where the robust
 # model pulls its training pairs much closer than anyone else's cloaks, it has learnt those
 # cloaks rather than the attack: a CPU-sized defender has a few hundred pairs where the paper's
-# had tens of thousands, and more pairs is what narrows the gap.
+# had tens of thousands. More pairs narrow the gap, and so did training deeper into the network
+# (from `conv2d_2b` up rather than `repeat_1`: see the README).
 
 # %%
 pd.DataFrame(experiments.adaptive_generalisation(run))
