@@ -149,8 +149,8 @@ class AdaptiveRun:
 
 # head only; the top blocks; all but the first two convolutions. On LFW, training from further
 # down generalised better to cloaks never trained on (held-out public users' protection, mean
-# of the three attacks: 0.72 from repeat_1, 0.52 from conv2d_4a, 0.41 from conv2d_2b) for about
-# the same time (237 / 227 / 282 s; the frozen early activations are precomputed once).
+# of the three attacks: 0.72 from repeat_1, 0.52 from conv2d_4a, 0.40 from conv2d_2b) for about
+# the same time (237 / 227 / 248 s; the frozen early activations are precomputed once).
 ADAPTIVE_STARTS = ("last_linear", "repeat_3", "conv2d_2b")
 
 
