@@ -35,7 +35,8 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
         t = time.perf_counter()
-        robust = experiments.adaptive_model(setting, public, pub, profile, "align", experiments.ADAPTIVE_STARTS[-1], seed, progress)
+        deepest = experiments.ADAPTIVE_STARTS[-1]
+        robust = experiments.adaptive_model(setting, public, pub, profile, "align", deepest, seed, progress)
         row = {"share": share, "pairs_per_attack": n, "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):

@@ -374,12 +374,12 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
     photos, every one for as many updates: a single-attack detector has a third of the "all"
     detector's photos and runs three times its epochs (at equal epochs LFW's LowKey detector
-    found 87 % of the users' cloaks, at equal updates 99 %). Each detector's score threshold is set on clean photos of the held-out public
-    users (``defences.choose_threshold``: at most 1 % of them flagged); the test identities are the
-    protected users (their own cloaks, the profile's modes), the negatives the clean versions
-    of the same photos. ``cross_attack``: a detector tested
-    on another attack; ``jpeg``: test photos re-compressed at ``jpeg_quality``; ``filter``:
-    the "all" detector removes what it flags from the gallery and the protocol is rerun.
+    found 87 % of the users' cloaks, at equal updates 99 %). Each detector's score threshold is
+    set on clean photos of the held-out public users (``defences.choose_threshold``: at most 1 %
+    of them flagged); the test identities are the protected users (their own cloaks, the
+    profile's modes), the negatives the clean versions of the same photos. ``cross_attack``: a
+    detector tested on another attack; ``jpeg``: test photos re-compressed at ``jpeg_quality``;
+    ``filter``: the "all" detector removes what it flags from the gallery and the protocol is rerun.
     """
     start_time = time.perf_counter()
     sizes = protocol.profile_settings(profile)
@@ -444,7 +444,8 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                     "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
                     "validation_identities": int(len(public.validation_identities)),
                     "test_identities": int(len(split.protected)),
-                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs, "single_attack_epochs": single_epochs, "crop": defences.DETECTOR_CROP,
+                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs,
+                    "single_attack_epochs": single_epochs, "crop": defences.DETECTOR_CROP,
                     "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
                     "modes": {a: sizes["modes"][a] for a in attack_names},
                     "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
