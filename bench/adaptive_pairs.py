@@ -5,7 +5,7 @@
 For each ``share`` of every public user's scraped photos (at most the profile's
 ``public_per_identity``), the defender cloaks them with every attack (the profile's public modes
 and steps) and trains the aligned robust FaceNet from the deepest of
-``experiments.ADAPTIVE_STARTS`` (the profile's epochs).
+``defences.STARTS`` (the profile's epochs).
 Printed per share: pairs per attack, training seconds, clean accuracy (1-NN, nobody protected)
 and, per attack, the protection rate on held-out public users (what a defender can see) and on
 the protected users, before and after. Everything is cached; cold, the defender's cloaks cost
@@ -35,8 +35,7 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
         t = time.perf_counter()
-        deepest = experiments.ADAPTIVE_STARTS[-1]
-        robust = experiments.adaptive_model(setting, public, pub, profile, "align", deepest, seed, progress)
+        robust = experiments.adaptive_model(setting, public, pub, profile, "align", defences.STARTS[-1], seed, progress)
         row = {"share": share, "pairs_per_attack": n, "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):

@@ -210,7 +210,8 @@ def test_detection_threshold_flags_at_most_the_allowed_share_of_clean_photos():
     assert np.sum(clean >= t) == 2 and clean[-3] < t < clean[-2]  # 1 % of 200: just above the third highest
     assert np.sum(clean[:50] >= defences.choose_threshold(clean[:50])) == 0  # 1 % of 50: none
     subtle = np.array([0.12, 0.3, 0.9])  # cloaks well below the defender's own still count
-    m = defences.detection_metrics(np.array([0.01, 0.02, 0.05]), subtle, defences.choose_threshold(np.array([0.01, 0.02, 0.05])))
+    own_clean = np.array([0.01, 0.02, 0.05])
+    m = defences.detection_metrics(own_clean, subtle, defences.choose_threshold(own_clean))
     assert m["precision"] == m["recall"] == 1.0
 
 

@@ -147,13 +147,6 @@ class AdaptiveRun:
                 "settings": self.settings}
 
 
-# head only; the top blocks; all but the first two convolutions. On LFW, training from further
-# down generalised better to cloaks never trained on (held-out public users' protection, mean
-# of the three attacks: 0.72 from repeat_1, 0.52 from conv2d_4a, 0.40 from conv2d_2b) for about
-# the same time (237 / 227 / 248 s; the frozen early activations are precomputed once).
-ADAPTIVE_STARTS = ("last_linear", "repeat_3", "conv2d_2b")
-
-
 def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
                   progress: bool = True, cache=None) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
     """The public users' photos the defender cloaks, and its cloaks of them per attack (cached)."""
@@ -162,8 +155,8 @@ def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack
 
 
 def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
-                   profile: str, recipe: str = "align", start: str = ADAPTIVE_STARTS[-1], seed: int = 0, progress: bool = True,
-                   cache=None) -> "defences.RobustModel":
+                   profile: str, recipe: str = "align", start: str = defences.STARTS[-1], seed: int = 0,
+                   progress: bool = True, cache=None) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` (cached: notebooks 02,
     04 and 05 share it)."""
     clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks)
@@ -186,7 +179,7 @@ def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifie
 
 
 def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes: tuple[str, ...] = defences.RECIPES,
-                 starts: tuple[str, ...] = ADAPTIVE_STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
+                 starts: tuple[str, ...] = defences.STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
                  attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True, progress: bool = True,
                  cache=None) -> AdaptiveRun:
     """Train robust FaceNets on the defender's own cloaks of public users; rerun the protocol.
@@ -246,8 +239,7 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     candidate_rows = [r for c in tried for r in rows(c, any(c is s for s in chosen.values()))]
 
     clean_photo = []
-    for label, embed in [(f"{base} (original)", lambda c: models.embeddings(base, c, cache, progress=False))] + [
-            (c["model"].name, lambda x, m=c["model"]: m.embeddings(x, cache)) for c in chosen.values()]:
+    for label, embed in _original_and_robust([c["model"] for c in chosen.values()], cache).items():
         clean_emb = embed(setting.canvases)
         for a, c in cloaks.items():
             ev = defences.with_clean_photos(split, labels, clean_emb, dict(zip(protected_idx.tolist(), embed(c.cloaked))),
@@ -267,11 +259,11 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
                        results, candidate_rows, clean_photo, run_settings)
 
 
-def _original_and_robust(run: AdaptiveRun, cache=None) -> dict:
-    """``canvases -> unit embeddings`` by name: the original FaceNet, then each selected robust model."""
+def _original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:
+    """``canvases -> unit embeddings`` by name: the original FaceNet, then each robust model."""
     base = "facenet-keras"
     embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
-    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in run.robust.values()})
+    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in robust})
     return embedders
 
 
@@ -292,7 +284,7 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
     n_names = len(setting.names)
     group = np.concatenate([labels[shown], labels[probes], labels[protected_idx] + n_names])
     names = list(setting.names) + [f"{n} (cloaked)" for n in setting.names]
-    embedders = _original_and_robust(run, cache)
+    embedders = _original_and_robust(list(run.robust.values()), cache)
     coords = {}
     for name, embed in embedders.items():
         clean = embed(setting.canvases)
@@ -321,7 +313,7 @@ def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
     rows = {(a, g): {"attack": a, "cloaks": g, "photos": len(idx)} for a in run.cloaks for g, idx in groups.items()}
     held_out = public.validation
     scale = {"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out)}
-    for name, embed in _original_and_robust(run, cache).items():
+    for name, embed in _original_and_robust(list(run.robust.values()), cache).items():
         clean = embed(setting.canvases)  # every photo embedded once per model
         for a in run.cloaks:
             public_emb = embed(run.public_cloaks[a].cloaked)
