@@ -1,11 +1,16 @@
 """The adaptive defence against the defender's number of clean/cloaked pairs.
 
     python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 0.6 --json
+    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 \
+        --lowkey-share 1.0 --epochs 6 --lr 1e-3 --json
 
 For each ``share`` of every public user's scraped photos (at most the profile's
 ``public_per_identity``), the defender cloaks them with every attack (the profile's public modes
 and steps) and trains the aligned robust FaceNet from the deepest of
-``defences.STARTS`` (the profile's epochs).
+``defences.STARTS`` (the profile's epochs and ``train_robust``'s learning rate unless
+``--epochs`` / ``--lr`` are given). ``--lowkey-share`` adds LowKey pairs only: the training
+users' further scraped photos up to that share (no cap), cloaked with LowKey alone; the
+held-out users stay as ``share`` chose them, so the validation figures stay comparable.
 Printed per share: pairs per attack, training seconds, clean accuracy (1-NN, nobody protected)
 and, per attack, the protection rate on held-out public users (what a defender can see) and on
 the protected users, before and after. Everything is cached; cold, the defender's cloaks cost
@@ -23,7 +28,22 @@ import numpy as np
 from explainer import attacks, defences, experiments, models, protocol
 
 
-def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True) -> list[dict]:
+def lowkey_extra(setting, public, profile: str, lowkey_share: float, seed: int = 0, progress: bool = True):
+    """The public training users' scraped photos beyond ``public.train`` up to ``lowkey_share``
+    of each one's (the same seeded order ``defences.public_data`` takes them in), and their
+    LowKey cloaks at the profile's public steps. Returns (photo indices, cloaked canvases)."""
+    sizes = protocol.profile_settings(profile)
+    wider = defences.public_data(setting, 10 ** 6, sizes["validation_fraction"], seed, lowkey_share)
+    extra = np.setdiff1d(wider.train, public.train)
+    if not len(extra):
+        return extra, setting.canvases[:0]
+    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", sizes["public_modes"]["lowkey"], seed=seed + 1,
+                            progress=progress, steps=sizes["public_steps"]["lowkey"]).cloaked
+    return extra, cloaked
+
+
+def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
+            lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None) -> list[dict]:
     setting, cloaks = experiments.cloaked_setting(data, profile, seed, progress=progress)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
@@ -34,9 +54,20 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed, share)
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
+        clean, clean_labels, cloaked, source = defences.pair_data(setting, public, pub)
+        extra, extra_cloaked = lowkey_extra(setting, public, profile, lowkey_share, seed, progress) if lowkey_share \
+            else (np.arange(0), cloaked[:0])
+        clean = np.concatenate([clean, setting.canvases[extra]])
+        clean_labels = np.concatenate([clean_labels, labels[extra]])
+        cloaked = np.concatenate([cloaked, extra_cloaked])
+        source = np.concatenate([source, n + np.arange(len(extra))])
         t = time.perf_counter()
-        robust = experiments.adaptive_model(setting, public, pub, profile, "align", defences.STARTS[-1], seed, progress)
-        row = {"share": share, "pairs_per_attack": n, "per_identity": round(n / len(public.train_identities), 2),
+        robust = defences.train_robust(clean, cloaked, source, clean_labels, "align", defences.STARTS[-1],
+                                       epochs=epochs or sizes["robust_epochs"], seed=seed, trained_on=tuple(pub),
+                                       progress=progress, **({"lr": lr} if lr else {}))
+        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra)),
+               "epochs": epochs or sizes["robust_epochs"], "lr": lr or "default",
+               "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
             clean = embed(setting.canvases)
@@ -56,17 +87,23 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="orl")
     parser.add_argument("--profile", default="classroom", choices=list(protocol.PROFILES))
     parser.add_argument("--shares", type=float, nargs="+", default=[0.4, 0.6])
+    parser.add_argument("--lowkey-share", type=float, default=None,
+                        help="LowKey pairs from this share of each training user's scraped photos (no cap)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the profile's robust_epochs")
+    parser.add_argument("--lr", type=float, default=None, help="default: train_robust's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = measure(args.data, args.profile, args.shares, args.seed, progress=sys.stderr.isatty())
+    rows = measure(args.data, args.profile, args.shares, args.seed, sys.stderr.isatty(), args.lowkey_share,
+                   args.epochs, args.lr)
     if args.json:
         print(json.dumps({"data": args.data, "profile": args.profile, "seed": args.seed, "rows": rows}, indent=2))
     else:
         for r in rows:
             per = " | ".join(f"{a} {v['protection_before']:.2f} -> {v['protection_after']:.2f} "
                              f"(held-out {v['validation_protection_after']:.2f})" for a, v in r["attacks"].items())
-            print(f"share {r['share']}: {r['pairs_per_attack']} pairs/attack, train {r['train_s']} s, "
+            print(f"share {r['share']} (+{r['extra_lowkey_pairs']} LowKey), {r['epochs']} epochs, lr {r['lr']}: "
+                  f"{r['pairs_per_attack']} pairs/attack, train {r['train_s']} s, "
                   f"clean {r['clean_accuracy_before']:.3f} -> {r['clean_accuracy_after']:.3f} | {per}")
     return 0
 
