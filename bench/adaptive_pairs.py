@@ -19,6 +19,7 @@ about 18 minutes per 140 LFW photos on 2 cores. Nothing is asserted: this prints
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -28,13 +29,17 @@ import numpy as np
 from explainer import attacks, defences, experiments, models, protocol
 
 
-def lowkey_extra(setting, public, profile: str, lowkey_share: float, seed: int = 0, progress: bool = True):
+def lowkey_extra(setting, public, profile: str, lowkey_share: float | None, seed: int = 0, progress: bool = True):
     """The public training users' scraped photos beyond ``public.train`` up to ``lowkey_share``
     of each one's (the same seeded order ``defences.public_data`` takes them in), and their
-    LowKey cloaks at the profile's public steps. Returns (photo indices, cloaked canvases)."""
+    LowKey cloaks at the profile's public steps. Returns (photo indices, cloaked canvases),
+    both empty without a share."""
     sizes = protocol.profile_settings(profile)
-    wider = defences.public_data(setting, 10 ** 6, sizes["validation_fraction"], seed, lowkey_share)
-    extra = np.setdiff1d(wider.train, public.train)
+    extra = np.arange(0)
+    if lowkey_share:
+        no_cap = len(setting.labels)  # nobody has more photos than the data set
+        wider = defences.public_data(setting, no_cap, sizes["validation_fraction"], seed, lowkey_share)
+        extra = np.setdiff1d(wider.train, public.train)
     if not len(extra):
         return extra, setting.canvases[:0]
     cloaked = attacks.cloak(setting.canvases[extra], "lowkey", sizes["public_modes"]["lowkey"], seed=seed + 1,
@@ -48,6 +53,8 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     sizes = protocol.profile_settings(profile)
+    epochs = epochs or sizes["robust_epochs"]
+    lr = lr or inspect.signature(defences.train_robust).parameters["lr"].default
     original = lambda c: models.embeddings("facenet-keras", c, progress=False)  # noqa: E731
     rows = []
     for share in shares:
@@ -55,18 +62,15 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
         clean, clean_labels, cloaked, source = defences.pair_data(setting, public, pub)
-        extra, extra_cloaked = lowkey_extra(setting, public, profile, lowkey_share, seed, progress) if lowkey_share \
-            else (np.arange(0), cloaked[:0])
+        extra, extra_cloaked = lowkey_extra(setting, public, profile, lowkey_share, seed, progress)
         clean = np.concatenate([clean, setting.canvases[extra]])
         clean_labels = np.concatenate([clean_labels, labels[extra]])
         cloaked = np.concatenate([cloaked, extra_cloaked])
         source = np.concatenate([source, n + np.arange(len(extra))])
         t = time.perf_counter()
         robust = defences.train_robust(clean, cloaked, source, clean_labels, "align", defences.STARTS[-1],
-                                       epochs=epochs or sizes["robust_epochs"], seed=seed, trained_on=tuple(pub),
-                                       progress=progress, **({"lr": lr} if lr else {}))
-        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra)),
-               "epochs": epochs or sizes["robust_epochs"], "lr": lr or "default",
+                                       epochs=epochs, lr=lr, seed=seed, trained_on=tuple(pub), progress=progress)
+        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra)), "epochs": epochs, "lr": lr,
                "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
