@@ -1,16 +1,16 @@
 """The adaptive defence against the defender's number of clean/cloaked pairs.
 
-    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 0.6 --json
-    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 \
-        --lowkey-share 1.0 --epochs 6 --lr 1e-3 --json
+    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 --json
+    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 0.6 \
+        --lowkey-share 0 --epochs 10 --lr 2.5e-4 --json   # the earlier recipe
 
 For each ``share`` of every public user's scraped photos (at most the profile's
 ``public_per_identity``), the defender cloaks them with every attack (the profile's public modes
-and steps) and trains the aligned robust FaceNet from the deepest of
-``defences.STARTS`` (the profile's epochs and ``train_robust``'s learning rate unless
-``--epochs`` / ``--lr`` are given). ``--lowkey-share`` adds LowKey pairs only: the training
-users' further scraped photos up to that share (no cap), cloaked with LowKey alone; the
-held-out users stay as ``share`` chose them, so the validation figures stay comparable.
+and steps) and trains the aligned robust FaceNet from the deepest of ``defences.STARTS``;
+``defences.lowkey_extra`` adds LowKey pairs only, from the training users' further scraped
+photos up to ``--lowkey-share`` of each one's (no cap); the held-out users stay as ``share``
+chose them, so the validation figures stay comparable. The defaults of ``--lowkey-share``,
+``--epochs`` and ``--lr`` are the profile's (what ``explainer experiment adaptive`` trains).
 Printed per share: pairs per attack, training seconds, clean accuracy (1-NN, nobody protected)
 and, per attack, the protection rate on held-out public users (what a defender can see) and on
 the protected users, before and after. Everything is cached; cold, the defender's cloaks cost
@@ -19,7 +19,6 @@ about 18 minutes per 140 LFW photos on 2 cores. Nothing is asserted: this prints
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import time
@@ -29,24 +28,6 @@ import numpy as np
 from explainer import attacks, defences, experiments, models, protocol
 
 
-def lowkey_extra(setting, public, profile: str, lowkey_share: float | None, seed: int = 0, progress: bool = True):
-    """The public training users' scraped photos beyond ``public.train`` up to ``lowkey_share``
-    of each one's (the same seeded order ``defences.public_data`` takes them in), and their
-    LowKey cloaks at the profile's public steps. Returns (photo indices, cloaked canvases),
-    both empty without a share."""
-    sizes = protocol.profile_settings(profile)
-    extra = np.arange(0)
-    if lowkey_share:
-        no_cap = len(setting.labels)  # nobody has more photos than the data set
-        wider = defences.public_data(setting, no_cap, sizes["validation_fraction"], seed, lowkey_share)
-        extra = np.setdiff1d(wider.train, public.train)
-    if not len(extra):
-        return extra, setting.canvases[:0]
-    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", sizes["public_modes"]["lowkey"], seed=seed + 1,
-                            progress=progress, steps=sizes["public_steps"]["lowkey"]).cloaked
-    return extra, cloaked
-
-
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
             lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None) -> list[dict]:
     setting, cloaks = experiments.cloaked_setting(data, profile, seed, progress=progress)
@@ -54,23 +35,19 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
     protected_idx = split.protected_train(labels)
     sizes = protocol.profile_settings(profile)
     epochs = epochs or sizes["robust_epochs"]
-    lr = lr or inspect.signature(defences.train_robust).parameters["lr"].default
+    lr = lr or sizes["robust_lr"]
     original = lambda c: models.embeddings("facenet-keras", c, progress=False)  # noqa: E731
     rows = []
     for share in shares:
         public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed, share)
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
-        clean, clean_labels, cloaked, source = defences.pair_data(setting, public, pub)
-        extra, extra_cloaked = lowkey_extra(setting, public, profile, lowkey_share, seed, progress)
-        clean = np.concatenate([clean, setting.canvases[extra]])
-        clean_labels = np.concatenate([clean_labels, labels[extra]])
-        cloaked = np.concatenate([cloaked, extra_cloaked])
-        source = np.concatenate([source, n + np.arange(len(extra))])
+        extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share, progress)
+        clean, clean_labels, cloaked, source = defences.pair_data(setting, public, pub, extra)
         t = time.perf_counter()
         robust = defences.train_robust(clean, cloaked, source, clean_labels, "align", defences.STARTS[-1],
                                        epochs=epochs, lr=lr, seed=seed, trained_on=tuple(pub), progress=progress)
-        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra)), "epochs": epochs, "lr": lr,
+        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra[0])), "epochs": epochs, "lr": lr,
                "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
@@ -92,9 +69,10 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="classroom", choices=list(protocol.PROFILES))
     parser.add_argument("--shares", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--lowkey-share", type=float, default=None,
-                        help="LowKey pairs from this share of each training user's scraped photos (no cap)")
+                        help="LowKey pairs from this share of each training user's scraped photos (no cap; "
+                             "default: the profile's public_lowkey_share, 0 for none)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's robust_epochs")
-    parser.add_argument("--lr", type=float, default=None, help="default: train_robust's")
+    parser.add_argument("--lr", type=float, default=None, help="default: the profile's robust_lr")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

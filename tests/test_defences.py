@@ -226,3 +226,35 @@ def test_cloak_workload_counts_every_cloak_of_a_profile():
     public = [r for r in rows if r["role"] == "public"]
     assert {r["attack"]: r["steps"] for r in public} == sizes["public_steps"]
     assert not [r for r in rows if r["role"] == "viewer"]  # ci shows no extra modes
+    assert not [r for r in rows if r["role"] == "public-lowkey"]  # nor further LowKey pairs
+    setting = protocol.load_setting("orl", "classroom", seed=0, progress=False)
+    extra = defences.lowkey_extra_photos(setting, defences.profile_public_data(setting, "classroom", 0), "classroom", 0)
+    further = [r for r in experiments.cloak_workload("orl", "classroom", 0) if r["role"] == "public-lowkey"]
+    assert len(extra) and [r["photos"] for r in further] == [len(extra)]
+
+
+def test_lowkey_extra_photos_are_more_scraped_photos_of_the_training_users(orl_ci):
+    labels, split = orl_ci.labels, orl_ci.split
+    public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
+    extra = defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=1.0)
+    assert len(extra) and not np.intersect1d(extra, public.all).size
+    assert np.isin(extra, split.train).all()  # scraped photos, never probes
+    assert set(labels[extra]) == set(public.train_identities)  # no held-out or protected user
+    # with the 2 the defender cloaks with every attack, every scraped photo of a training user
+    assert len(extra) + len(public.train) == np.isin(labels[split.train], public.train_identities).sum()
+    assert len(defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=0.0)) == 0
+    half = defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=0.5)
+    assert 0 < len(half) < len(extra) and np.isin(half, extra).all()
+
+
+def test_pair_data_appends_the_extra_pairs_after_every_attacks(orl_ci):
+    public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
+    n, canvases = len(public.train), orl_ci.canvases
+    cloaks = {a: SimpleNamespace(cloaked=255 - canvases[public.all]) for a in ("fawkes-v1.0", "lowkey")}
+    extra_idx = defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=1.0)
+    clean, labels, cloaked, source = defences.pair_data(orl_ci, public, cloaks, (extra_idx, 255 - canvases[extra_idx]))
+    assert len(clean) == len(labels) == n + len(extra_idx) and len(cloaked) == len(source) == 2 * n + len(extra_idx)
+    assert np.array_equal(cloaked, 255 - clean[source])  # every cloak sits beside its own clean photo
+    assert np.array_equal(labels, orl_ci.labels[np.concatenate([public.train, extra_idx])])
+    plain = defences.pair_data(orl_ci, public, cloaks)
+    assert len(plain[0]) == n and np.array_equal(plain[3], np.tile(np.arange(n), 2))

@@ -284,16 +284,52 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
     return RobustModel(base, recipe, start, tuple(trained_on), build, float(meta["train_s"]), meta["losses"], key)
 
 
-def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, attacks.CloakResult]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The robust model's training data from the defender's cloaks of ``public.train``.
+def lowkey_extra_photos(setting: protocol.Setting, public: PublicData, profile: str, seed: int = 0,
+                        share: float | None = None) -> np.ndarray:
+    """The public training users' scraped photos beyond ``public.train``, up to ``share`` of each
+    one's (default: the profile's ``public_lowkey_share``; no per-user cap), in the seeded order
+    :func:`public_data` takes them in: the photos :func:`lowkey_extra` cloaks."""
+    sizes = protocol.profile_settings(profile)
+    share = sizes["public_lowkey_share"] if share is None else share
+    if not share:
+        return np.arange(0)
+    no_cap = len(setting.labels)  # nobody has more photos than the data set
+    wider = public_data(setting, no_cap, sizes["validation_fraction"], seed, share)
+    extra = np.setdiff1d(wider.all, public.all)
+    return extra[np.isin(setting.labels[extra], public.train_identities)]  # held-out users stay held out
 
-    Returns (clean canvases, their labels, cloaked canvases of every attack, source index of each cloak).
+
+def lowkey_extra(setting: protocol.Setting, public: PublicData, profile: str, seed: int = 0,
+                 share: float | None = None, progress: bool = True, cache=None) -> tuple[np.ndarray, np.ndarray]:
+    """Further LowKey pairs: :func:`lowkey_extra_photos` and their LowKey cloaks at the profile's
+    public mode and steps (cached). Returns (photo indices, cloaked canvases), both empty
+    without a share.
+
+    Why LowKey alone: the aligned model memorises its training pairs, and LowKey's cloaks (which
+    push a face towards the antipode of its embedding) are the ones it then fails to pull back on
+    unseen users; more distinct clean photos with their LowKey cloaks are what generalise."""
+    sizes = protocol.profile_settings(profile)
+    extra = lowkey_extra_photos(setting, public, profile, seed, share)
+    if not len(extra):
+        return extra, setting.canvases[:0]
+    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", sizes["public_modes"]["lowkey"], seed=seed + 1,
+                            progress=progress, cache=cache, steps=sizes["public_steps"]["lowkey"]).cloaked
+    return extra, cloaked
+
+
+def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, attacks.CloakResult],
+              extra: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The robust model's training data from the defender's cloaks of ``public.train`` and the
+    ``extra`` (photo indices, cloaks) pairs of :func:`lowkey_extra`, appended after them.
+
+    Returns (clean canvases, their labels, cloaked canvases, source index in the clean ones of each cloak).
     """
     n = len(public.train)
-    cloaked = np.concatenate([c.cloaked[:n] for c in cloaks.values()])
-    source = np.tile(np.arange(n), len(cloaks))
-    return setting.canvases[public.train], setting.labels[public.train], cloaked, source
+    idx, extra_cloaked = extra if extra is not None else (np.arange(0), setting.canvases[:0])
+    cloaked = np.concatenate([c.cloaked[:n] for c in cloaks.values()] + [extra_cloaked])
+    source = np.concatenate([np.tile(np.arange(n), len(cloaks)), n + np.arange(len(idx))])
+    photos = np.concatenate([public.train, idx]).astype(int)
+    return setting.canvases[photos], setting.labels[photos], cloaked, source
 
 
 def validation_scores(setting: protocol.Setting, public: PublicData, clean_emb: np.ndarray,

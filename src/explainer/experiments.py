@@ -157,11 +157,15 @@ def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack
 def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
                    profile: str, recipe: str = "align", start: str = defences.STARTS[-1], seed: int = 0,
                    progress: bool = True, cache=None) -> "defences.RobustModel":
-    """A robust FaceNet trained on the defender's cloaks of ``public.train`` (cached: notebooks 02,
-    04 and 05 share it)."""
-    clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks)
+    """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
+    among ``public_cloaks``, the profile's further LowKey pairs (``defences.lowkey_extra``), for
+    the profile's ``robust_epochs`` at ``robust_lr`` (cached: notebooks 02, 04 and 05 share it)."""
+    sizes = protocol.profile_settings(profile)
+    extra = defences.lowkey_extra(setting, public, profile, seed, progress=progress, cache=cache) \
+        if "lowkey" in public_cloaks else None
+    clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
-                                 epochs=protocol.profile_settings(profile)["robust_epochs"], seed=seed,
+                                 epochs=sizes["robust_epochs"], lr=sizes["robust_lr"], seed=seed,
                                  trained_on=tuple(public_cloaks), cache=cache, progress=progress)
 
 
@@ -252,7 +256,9 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
                     "validation_identities": int(len(public.validation_identities)),
                     "public_pairs_per_attack": int(n_train), "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
                     "public_steps": {a: sizes["public_steps"][a] for a in attack_names}, "modes": {a: sizes["modes"][a] for a in attack_names},
-                    "epochs": sizes["robust_epochs"], "validation_clean_accuracy_before": round(before_val_clean, 4),
+                    "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
+                    if "lowkey" in attack_names else 0,
+                    "epochs": sizes["robust_epochs"], "lr": sizes["robust_lr"], "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
     return AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks, {r: c["model"] for r, c in chosen.items()},
@@ -802,18 +808,23 @@ VIEWER_EXTRA_MODES = {"fawkes-v0.3": ("min", "low", "mid"), "fawkes-v1.0": ("low
 
 def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> list[dict]:
     """Every cloak the notebooks of a profile compute cold: attack, mode, steps and photo count,
-    for the protected users (notebook 01 on), the defender's public photos (02 on) and the
-    extra modes of notebook 01's viewer. What the cold preparation time is made of."""
+    for the protected users (notebook 01 on), the defender's public photos (02 on; with the
+    profile's further LowKey pairs, ``public-lowkey``) and the extra modes of notebook 01's viewer. What the cold preparation time is made of."""
     setting = protocol.load_setting(source, profile, seed, progress=False)
     sizes = protocol.profile_settings(profile)
     n_protected = len(setting.split.protected_train(setting.labels))
-    n_public = len(defences.profile_public_data(setting, profile, seed).all)
+    public = defences.profile_public_data(setting, profile, seed)
+    n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed))
     rows = []
     for a in attacks.ATTACKS:
         for role, n, mode, steps in (("protected", n_protected, sizes["modes"][a], protocol.users_steps(sizes, a)),
-                                     ("public", n_public, sizes["public_modes"][a], sizes["public_steps"][a])):
+                                     ("public", len(public.all), sizes["public_modes"][a], sizes["public_steps"][a])):
             rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, steps),
                          "photos": n})
+    if n_extra:  # defences.lowkey_extra
+        mode = sizes["public_modes"]["lowkey"]
+        rows.append({"attack": "lowkey", "role": "public-lowkey", "mode": mode,
+                     "steps": attacks.steps_of("lowkey", mode, sizes["public_steps"]["lowkey"]), "photos": n_extra})
     if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
         for a, wanted in VIEWER_EXTRA_MODES.items():
             for mode in wanted:
