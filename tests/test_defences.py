@@ -247,6 +247,14 @@ def test_lowkey_extra_photos_are_more_scraped_photos_of_the_training_users(orl_c
     assert 0 < len(half) < len(extra) and np.isin(half, extra).all()
 
 
+def test_lowkey_extra_photos_stop_at_the_profiles_cap(orl_ci, monkeypatch):
+    public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
+    monkeypatch.setitem(protocol.PROFILES, "ci", {**protocol.PROFILES["ci"], "public_lowkey_per_identity": 4})
+    capped = defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=1.0)
+    counts = np.bincount(orl_ci.labels[capped])
+    assert set(counts[counts > 0]) == {2}  # 4 photos per user in all, 2 of them cloaked by every attack
+
+
 def test_pair_data_appends_the_extra_pairs_after_every_attacks(orl_ci):
     public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
     n, canvases = len(public.train), orl_ci.canvases

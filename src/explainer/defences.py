@@ -288,14 +288,15 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
 def lowkey_extra_photos(setting: protocol.Setting, public: PublicData, profile: str, seed: int = 0,
                         share: float | None = None) -> np.ndarray:
     """The public training users' scraped photos beyond ``public.train``, up to ``share`` of each
-    one's (default: the profile's ``public_lowkey_share``; no per-user cap), in the seeded order
+    one's (default: the profile's ``public_lowkey_share``) and at most the profile's
+    ``public_lowkey_per_identity`` per user in all (None: no cap), in the seeded order
     :func:`public_data` takes them in: the photos :func:`lowkey_extra` cloaks."""
     sizes = protocol.profile_settings(profile)
     share = sizes["public_lowkey_share"] if share is None else share
     if not share:
         return np.arange(0)
-    no_cap = len(setting.labels)  # nobody has more photos than the data set
-    wider = public_data(setting, no_cap, sizes["validation_fraction"], seed, share)
+    cap = sizes["public_lowkey_per_identity"] or len(setting.labels)  # nobody has more photos than the data set
+    wider = public_data(setting, cap, sizes["validation_fraction"], seed, share)
     extra = np.setdiff1d(wider.all, public.all)
     return extra[np.isin(setting.labels[extra], public.train_identities)]  # held-out users stay held out
 

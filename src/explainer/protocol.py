@@ -106,9 +106,10 @@ PROFILES = {
     # the README), how many public users it holds out to choose its settings on
     # ("validation_fraction"), and how it trains the robust model: "robust_epochs", "robust_lr",
     # and "public_lowkey_share": LowKey cloaks of that share of each training user's scraped
-    # photos beyond the ones every attack cloaks (no cap; on LFW the memorising aligned model
-    # needs those distinct clean photos to pull unseen users' LowKey cloaks back at lr 1e-3:
-    # bench/adaptive_pairs.py, README).
+    # photos beyond the ones every attack cloaks, at most "public_lowkey_per_identity" in all
+    # (None: no cap; on LFW the memorising aligned model needs those distinct clean photos to
+    # pull unseen users' LowKey cloaks back at lr 1e-3: bench/adaptive_pairs.py, README; full's
+    # cap keeps a user with hundreds of photos from dominating, and is not measured).
     # classroom is sized for a 45-minute cold preparation on 2 CPU cores (bench/notebooks.py
     # --floor prints the arithmetic): the users' cloaks keep the tools' strongest presets, the defender
     # cloaks 40 % of each public user's scraped photos, rounded down (ORL: 2 of 7, a few hundred
@@ -118,18 +119,21 @@ PROFILES = {
            "public_share": 1.0, "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"},
            "public_steps": {"fawkes-v0.3": 20, "fawkes-v1.0": 40, "lowkey": 5},
            "validation_fraction": 0.25, "robust_epochs": 2, "robust_lr": 1e-3, "public_lowkey_share": 0.0,
+           "public_lowkey_per_identity": None,
            "detector_epochs": 2},
     "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
                   "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
                   "public_share": 0.4, "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
                   "public_steps": {"fawkes-v0.3": 50, "fawkes-v1.0": 40, "lowkey": 10},
                   "validation_fraction": 0.2, "robust_epochs": 6, "robust_lr": 1e-3, "public_lowkey_share": 1.0,
+                  "public_lowkey_per_identity": None,
                   "detector_epochs": 8},
     "full": {"max_identities": None, "max_images": None, "n_protected": 10,
              "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
              "public_share": 1.0, "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
              "public_steps": {"fawkes-v0.3": 500, "fawkes-v1.0": 150, "lowkey": 50},
              "validation_fraction": 0.2, "robust_epochs": 6, "robust_lr": 1e-3, "public_lowkey_share": 1.0,
+             "public_lowkey_per_identity": 16,
              "detector_epochs": 8},
 }
 
