@@ -47,7 +47,9 @@ run.settings
 # ## Precision and recall on held-out identities
 # One detector per attack, and one trained on all three ("all"); each takes as many training
 # updates (a single-attack detector has a third of the photos, so three times the epochs:
-# `single_attack_epochs` above). A cloaked photo is the positive
+# `single_attack_epochs` above). LowKey's own detector also learns from the defender's further
+# LowKey cloaks (`extra_lowkey_pairs`, the ones notebook 02's robust model trains on), so it
+# needs fewer epochs for as many updates. A cloaked photo is the positive
 # class; precision is the share of flagged photos that really are cloaked, recall the share of
 # cloaks caught. The confusion matrix reads [[clean kept, clean flagged], [cloaks missed, cloaks caught]].
 # ROC-AUC does not depend on the threshold; precision and recall do.
