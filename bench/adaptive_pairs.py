@@ -23,8 +23,6 @@ import json
 import sys
 import time
 
-import numpy as np
-
 from explainer import attacks, defences, experiments, models, protocol
 
 
@@ -34,7 +32,7 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     sizes = protocol.profile_settings(profile)
-    epochs = epochs or sizes["robust_epochs"]
+    epochs = epochs or sizes["robust_epochs"]  # resolved here so every row reports them
     lr = lr or sizes["robust_lr"]
     original = lambda c: models.embeddings("facenet-keras", c, progress=False)  # noqa: E731
     rows = []
@@ -42,12 +40,11 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed, share)
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
-        extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share, progress)
-        clean, clean_labels, cloaked, source = defences.pair_data(setting, public, pub, extra)
+        n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
         t = time.perf_counter()
-        robust = defences.train_robust(clean, cloaked, source, clean_labels, "align", defences.STARTS[-1],
-                                       epochs=epochs, lr=lr, seed=seed, trained_on=tuple(pub), progress=progress)
-        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": int(len(extra[0])), "epochs": epochs, "lr": lr,
+        robust = experiments.adaptive_model(setting, public, pub, profile, "align", defences.STARTS[-1], seed, progress,
+                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr)
+        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
                "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):

@@ -327,7 +327,7 @@ def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, a
     Returns (clean canvases, their labels, cloaked canvases, source index in the clean ones of each cloak).
     """
     n = len(public.train)
-    idx, extra_cloaked = extra if extra is not None else (np.arange(0), setting.canvases[:0])
+    idx, extra_cloaked = extra if extra is not None else (np.arange(0), setting.canvases[:0])  # lowkey_extra's "none"
     cloaked = np.concatenate([c.cloaked[:n] for c in cloaks.values()] + [extra_cloaked])
     source = np.concatenate([np.tile(np.arange(n), len(cloaks)), n + np.arange(len(idx))])
     photos = np.concatenate([public.train, idx]).astype(int)

@@ -156,16 +156,19 @@ def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack
 
 def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
                    profile: str, recipe: str = "align", start: str = defences.STARTS[-1], seed: int = 0,
-                   progress: bool = True, cache=None) -> "defences.RobustModel":
+                   progress: bool = True, cache=None, lowkey_share: float | None = None, epochs: int | None = None,
+                   lr: float | None = None) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
-    among ``public_cloaks``, the profile's further LowKey pairs (``defences.lowkey_extra``), for
-    the profile's ``robust_epochs`` at ``robust_lr`` (cached: notebooks 02, 04 and 05 share it)."""
+    among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
+    ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
+    and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
+    (``bench/adaptive_pairs.py`` varies them)."""
     sizes = protocol.profile_settings(profile)
-    extra = defences.lowkey_extra(setting, public, profile, seed, progress=progress, cache=cache) \
-        if "lowkey" in public_cloaks else None
+    extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share if "lowkey" in public_cloaks else 0,
+                                  progress, cache)
     clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
-                                 epochs=sizes["robust_epochs"], lr=sizes["robust_lr"], seed=seed,
+                                 epochs=epochs or sizes["robust_epochs"], lr=lr or sizes["robust_lr"], seed=seed,
                                  trained_on=tuple(public_cloaks), cache=cache, progress=progress)
 
 
@@ -391,8 +394,8 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     n = len(public.train)
     train_clean = setting.canvases[public.train]
     epochs = sizes["detector_epochs"]
-    extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, profile, seed, progress=progress, cache=cache) \
-        if "lowkey" in attack_names else (np.arange(0), setting.canvases[:0])
+    extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, profile, seed,
+                                                     None if "lowkey" in attack_names else 0, progress, cache)
     single_epochs, detectors = {}, {}
     for a in attack_names:
         clean, cloaked = train_clean, pub_cloaks[a].cloaked[:n]
