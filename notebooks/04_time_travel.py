@@ -26,6 +26,8 @@
 profile: str = "classroom"  # ci | classroom | full
 data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
 seed: int = 0
+extra_onnx: str = ""  # optional: an ArcFace-layout ONNX extractor to add, e.g. InsightFace's w600k_mbf.onnx
+extra_onnx_year: int = 2021
 
 # %%
 import pandas as pd
@@ -33,6 +35,9 @@ import pandas as pd
 from explainer import attacks, experiments, models, viz
 
 viz.setup_notebook()
+if extra_onnx:  # one more column below (see bench/newer_extractor.py for where to get one)
+    models.register_onnx(extra_onnx, "extra: " + extra_onnx.rsplit("/", 1)[-1], extra_onnx_year,
+                         "see its source", "see its source", extra_onnx)
 
 # %% [markdown]
 # ## The timeline
@@ -66,7 +71,8 @@ table.pivot_table(index="attack", columns=["model_year", "model"], values="prote
 # a win for the user either: LowKey was built to transfer (an ensemble, blurred views), and the
 # paper's answer is a robust newer model. Below, the adaptive model of notebook 02 meets the
 # same photos, and a linear probe tries the robust-newer-model recipe offline: check whether
-# each one helps.
+# each one helps. Is it SFace's doing? Set the `extra_onnx` parameter to another extractor's
+# ONNX file (InsightFace's `w600k_mbf.onnx`, see `bench/newer_extractor.py`): it joins the heatmap.
 
 # %%
 pd.DataFrame(run.verdicts())

@@ -155,3 +155,61 @@ def test_clip_repositories_match_open_clip():
     from explainer.models import online
     for tag, repo in online.CLIP_HF_REPOS.items():
         assert get_pretrained_cfg("ViT-B-32", tag)["hf_hub"].rstrip("/") == repo
+
+
+def tiny_arcface_onnx(path: Path, seed: int = 0) -> Path:
+    """A small graph in InsightFace's ArcFace layout (Conv, PReLU, a residual Add, Gemm, BatchNorm)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(seed)
+
+    def w(name, *shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+    weights = [w("c1", 8, 3, 3, 3), w("b1", 8), w("a1", 8, 1, 1), w("c2", 8, 1, 3, 3), w("b2", 8),
+               w("fc", 16, 8 * 28 * 28, scale=0.01), w("fcb", 16), w("g", 16), w("beta", 16), w("mean", 16),
+               numpy_helper.from_array(np.abs(rng.standard_normal(16)).astype(np.float32) + 0.5, "var")]
+    nodes = [helper.make_node("Conv", ["x", "c1", "b1"], ["h1"], kernel_shape=[3, 3], strides=[4, 4], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["h1", "a1"], ["h2"]),
+             helper.make_node("Conv", ["h2", "c2", "b2"], ["h3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+             helper.make_node("Add", ["h2", "h3"], ["h4"]),
+             helper.make_node("Flatten", ["h4"], ["h5"], axis=1),
+             helper.make_node("Gemm", ["h5", "fc", "fcb"], ["h6"], transB=1),
+             helper.make_node("BatchNormalization", ["h6", "g", "beta", "mean", "var"], ["y"], epsilon=1e-5)]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 112, 112])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 16])], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)], ir_version=7), str(path))
+    return path
+
+
+def test_register_onnx_runs_an_arcface_layout_file(tmp_path, monkeypatch, real_canvases):
+    ort = pytest.importorskip("onnxruntime")
+    path = tiny_arcface_onnx(tmp_path / "tiny.onnx")
+    monkeypatch.setattr(models, "REGISTRY", dict(models.REGISTRY))  # the zoo is left as it was
+    info = models.register_onnx(path, "tiny-arcface", 2030, "none (random)", "test", "a test file")
+    try:
+        assert (info.input_size, info.embedding_dim, info.offline) == (112, 16, True)
+        assert models.model_names()[-1] == "tiny-arcface" and models.availability("tiny-arcface")[0]
+        model = models.load_model("tiny-arcface", "cpu")
+        x = faces.to_tensor(real_canvases[:4])
+        pre = model.preprocess(x)
+        # the InsightFace input: RGB scaled to [-1, 1]
+        assert pre.min() >= -1.0 and pre.max() <= 1.0 and pre.min() < -0.5
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        ref = ort.InferenceSession(str(path), options).run(None, {"x": pre.numpy()})[0]
+        emb = model(x)
+        assert cosine(emb.detach().numpy(), ref).min() >= 0.9999
+        assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
+        x.requires_grad_(True)
+        model(x).sum().backward()  # the attacks need gradients through it
+        assert x.grad.abs().sum() > 0
+        # the same name from another file: its cached embeddings are not reused
+        from explainer.cache import Cache
+        cache = Cache(tmp_path / "cache")
+        first = models.embeddings("tiny-arcface", real_canvases[:4], cache=cache, progress=False)
+        models.register_onnx(tiny_arcface_onnx(tmp_path / "other.onnx", seed=1), "tiny-arcface", 2030, "-", "-", "-")
+        second = models.embeddings("tiny-arcface", real_canvases[:4], cache=cache, progress=False)
+        assert np.allclose(first, emb.detach().numpy(), atol=1e-5) and not np.allclose(first, second, atol=1e-3)
+    finally:
+        models._load_cached.cache_clear()
+        models._FILE_DIGEST.pop("tiny-arcface", None)
