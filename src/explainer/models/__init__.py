@@ -148,6 +148,7 @@ for _module in (_facenet, _dlib, _sface, _online):
     for _entry in _module.entries():
         register(*_entry)
 
+
 def register_onnx(path, name: str, year: int, training_data: str, licence: str, weight_source: str,
                   architecture: str = "from an ONNX file", crop: float = 0.7, role: str = "") -> ModelInfo:
     """Add an extractor from an ONNX file in InsightFace's ArcFace layout to the zoo, for this process.
@@ -158,8 +159,10 @@ def register_onnx(path, name: str, year: int, training_data: str, licence: str, 
     template. E.g. InsightFace's ``w600k_mbf.onnx`` (``bench/newer_extractor.py``). The model is
     ``offline``: its file is on this machine. Returns its ``ModelInfo``.
     """
-    import onnx
+    import hashlib
     from pathlib import Path
+
+    import onnx
     path = Path(path)
     graph = onnx.load(str(path), load_external_data=False).graph
     input_size = graph.input[0].type.tensor_type.shape.dim[-1].dim_value
@@ -173,7 +176,6 @@ def register_onnx(path, name: str, year: int, training_data: str, licence: str, 
 
     register(info, build, lambda: (path.exists(), str(path)))
     _load_cached.cache_clear()  # a name registered again may point at another file
-    import hashlib
     _FILE_DIGEST[name] = hashlib.sha256(path.read_bytes()).hexdigest()  # cached embeddings follow the file
     return info
 
