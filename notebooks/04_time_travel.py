@@ -36,8 +36,7 @@ from explainer import attacks, experiments, models, viz
 
 viz.setup_notebook()
 if extra_onnx:  # one more column below (see bench/newer_extractor.py for where to get one)
-    models.register_onnx(extra_onnx, "extra: " + extra_onnx.rsplit("/", 1)[-1], extra_onnx_year,
-                         "see its source", "see its source", extra_onnx)
+    models.register_onnx(extra_onnx, year=extra_onnx_year)
 
 # %% [markdown]
 # ## The timeline

@@ -188,6 +188,7 @@ def test_register_onnx_runs_an_arcface_layout_file(tmp_path, monkeypatch, real_c
     info = models.register_onnx(path, "tiny-arcface", 2030, "none (random)", "test", "a test file")
     try:
         assert (info.input_size, info.embedding_dim, info.offline) == (112, 16, True)
+        assert models.register_onnx(path).name == "extra: tiny.onnx"  # the notebook's default name
         assert models.model_names()[-1] == "tiny-arcface" and models.availability("tiny-arcface")[0]
         model = models.load_model("tiny-arcface", "cpu")
         x = faces.to_tensor(real_canvases[:4])
@@ -212,4 +213,3 @@ def test_register_onnx_runs_an_arcface_layout_file(tmp_path, monkeypatch, real_c
         assert np.allclose(first, emb.detach().numpy(), atol=1e-5) and not np.allclose(first, second, atol=1e-3)
     finally:
         models._load_cached.cache_clear()
-        models._FILE_DIGEST.pop("tiny-arcface", None)

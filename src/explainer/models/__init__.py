@@ -41,6 +41,7 @@ class ModelInfo:
     offline: bool
     crop: float  # side of the central crop taken from the canvas, as a fraction of it
     role: str = ""
+    weights_digest: str = ""  # models added from a file (register_onnx): its sha256, part of their cache keys
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -149,38 +150,38 @@ for _module in (_facenet, _dlib, _sface, _online):
         register(*_entry)
 
 
-def register_onnx(path, name: str, year: int, training_data: str, licence: str, weight_source: str,
+def register_onnx(path, name: str | None = None, year: int = 2021, training_data: str = "see its source",
+                  licence: str = "see its source", weight_source: str | None = None,
                   architecture: str = "from an ONNX file", crop: float = 0.7, role: str = "") -> ModelInfo:
     """Add an extractor from an ONNX file in InsightFace's ArcFace layout to the zoo, for this process.
 
     The layout: RGB faces aligned to the 112 x 112 ArcFace template, fed as (x - 127.5) / 127.5,
     a plain graph of Conv / BatchNorm / PReLU / Add / Gemm ops (run by ``sface.OnnxChain``, so the
     attacks can differentiate through it). ``crop`` defaults to SFace's, which uses the same
-    template. E.g. InsightFace's ``w600k_mbf.onnx`` (``bench/newer_extractor.py``). The model is
-    ``offline``: its file is on this machine. Returns its ``ModelInfo``.
+    template. E.g. InsightFace's ``w600k_mbf.onnx`` (``bench/newer_extractor.py``, notebook 04's
+    ``extra_onnx``). ``name`` defaults to "extra: <file name>", ``weight_source`` to the path. The
+    model is ``offline``: its file is on this machine. The file's sha256 joins its embeddings'
+    cache key, so a name registered again from another file gets its own. Returns its ``ModelInfo``.
     """
     import hashlib
     from pathlib import Path
 
     import onnx
     path = Path(path)
-    graph = onnx.load(str(path), load_external_data=False).graph
-    input_size = graph.input[0].type.tensor_type.shape.dim[-1].dim_value
-    embedding_dim = graph.output[0].type.tensor_type.shape.dim[-1].dim_value
-    info = ModelInfo(name=name, year=year, training_data=training_data, architecture=architecture,
-                     input_size=input_size, embedding_dim=embedding_dim, licence=licence,
-                     weight_source=weight_source, offline=True, crop=crop, role=role)
+    raw = path.read_bytes()  # read once: the shapes and the digest
+    graph = onnx.load_from_string(raw).graph
+    info = ModelInfo(name=name or f"extra: {path.name}", year=year, training_data=training_data,
+                     architecture=architecture, input_size=graph.input[0].type.tensor_type.shape.dim[-1].dim_value,
+                     embedding_dim=graph.output[0].type.tensor_type.shape.dim[-1].dim_value, licence=licence,
+                     weight_source=weight_source or str(path), offline=True, crop=crop, role=role,
+                     weights_digest=hashlib.sha256(raw).hexdigest())
 
     def build(pretrained: bool = True) -> Extractor:
         return Extractor(info, _sface.OnnxChain(path, random_weights=not pretrained), lambda x: x * 2.0 - 1.0)
 
     register(info, build, lambda: (path.exists(), str(path)))
     _load_cached.cache_clear()  # a name registered again may point at another file
-    _FILE_DIGEST[name] = hashlib.sha256(path.read_bytes()).hexdigest()  # cached embeddings follow the file
     return info
-
-
-_FILE_DIGEST: dict[str, str] = {}  # models added from a file: its content hash joins their cache keys
 
 
 ATTACKER_MODELS = ("facenet-keras", "dlib-resnet")  # the "attacker's era" models (Fawkes, LowKey)
@@ -250,7 +251,8 @@ def cached_embeddings(key: list, extractor: Callable[[], Extractor], canvases, c
 
 def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: bool = True):
     """Embeddings (N, D) float32 numpy of uint8 canvases under model ``name``, cached on disk."""
-    key = [name, model_info(name).crop] + ([_FILE_DIGEST[name]] if name in _FILE_DIGEST else [])
+    info = model_info(name)
+    key = [name, info.crop] + ([info.weights_digest] if info.weights_digest else [])  # built-in keys stay as they were
     return cached_embeddings(key, lambda: load_model(name), canvases, cache, batch_size, progress)
 
 
