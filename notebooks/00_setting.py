@@ -29,6 +29,9 @@
 #
 # The trainer's system follows the post: a **pre-trained feature extractor** turns every photo
 # into an embedding, and a new photo gets the identity of its **nearest** scraped embedding.
+#
+# **Predict first.** A face model has never seen a single photo of the people below. How well do
+# you expect it to tell them apart, if it only stores one embedding per scraped photo?
 
 # %% tags=["parameters"]
 profile: str = "classroom"  # ci | classroom | full
@@ -37,11 +40,20 @@ seed: int = 0
 widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
 
 # %%
-from explainer import models, protocol, viz
+from explainer import models, protocol, results, viz
 
-sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
-sizes
+
+# %% [markdown]
+# ## Who is the attacker?
+# Careful with the words: in the paper, the **attack** is what the *users* do (they poison the
+# trainer's data with cloaked photos) and the **defence** is what the *model trainer* does
+# against it (adapt, detect, wait). Here the users are the ones we sympathise with, and the
+# "defender" is the company that scrapes their photos. The order of moves is the whole story:
+# users cloak once, before the photos are scraped; the trainer moves second, at any time after.
+
+# %%
+viz.scenario_figure().show()
 
 # %% [markdown]
 # ## The scraped faces
@@ -84,7 +96,6 @@ ready = [n for n in models.model_names() if models.availability(n)[0]]
 emb = {n: models.embeddings(n, setting.canvases) for n in ready}
 accuracy = {n: protocol.clean_nn1_accuracy(e, faces.labels, split) for n, e in emb.items()}
 viz.accuracy_figure(list(accuracy), list(accuracy.values())).show()
-accuracy
 
 # %% [markdown]
 # ## The embedding space
@@ -97,3 +108,14 @@ hover = [p.rsplit("/", 1)[-1] for p in faces.paths]
 umap_widget = viz.ModelUmapWidget(coords, faces.labels, faces.names, hover)
 viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP under {ready[0]}", hover),
          umap_widget.widget, widgets)
+
+# %% [markdown]
+# ## What you should have seen
+# Every model recognises most people from clean photos: the clean accuracy above is the
+# ceiling the cloaks try to bring down for the protected users, and the one the trainer tries
+# to keep. The paper uses FaceScrub (530 celebrities, 50,000 photos); how the data set in use
+# shapes the numbers:
+
+# %%
+print(f"clean 1-NN accuracy: " + ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items()))
+print(results.data_note(faces.source, len(split.protected_test(faces.labels))))

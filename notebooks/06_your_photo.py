@@ -29,6 +29,9 @@
 # set). With the widget at the end, upload your own photos: two or more work best, since the
 # last one stays clean and is the question. Nothing leaves your machine, and nothing is
 # written outside the cache.
+#
+# **Predict first.** The cloak is made against two 2017 models. Which models of the timeline
+# do you expect to still name you, and would a JPEG re-save by a social network change that?
 
 # %% tags=["parameters"]
 profile: str = "classroom"  # ci | classroom | full
@@ -40,7 +43,7 @@ mode: str = ""  # empty: the profile's mode for this attack
 photos: list = []  # paths of your photos; empty: the built-in sample faces
 
 # %%
-from explainer import attacks, experiments, protocol, viz
+from explainer import attacks, experiments, protocol, results, viz
 
 sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
@@ -92,6 +95,15 @@ viz.who_is_this_figure(run.answers).show()
 
 # %%
 viz.protection_heatmap_figure(run.shared, title="Protection after the upload is processed (1-NN)").show()
+
+# %% [markdown]
+# ## What this run found
+# The paper's authors ran the same test for one FaceScrub user (FaceCure's README): cloaks that
+# protected fully on the model they targeted protected not at all on a newer face model
+# (Fawkes v1.0 on MagFace: 0.00), and LowKey's only CLIP broke (0.24). For the photos above:
+
+# %%
+print(results.your_photo_headline(run.to_json()))
 
 # %% [markdown]
 # ## Try your own photos

@@ -67,3 +67,17 @@ def test_every_experiment_is_a_cli_choice_and_prints_its_rows(capsys):
         {"attack": "lowkey", "trained_on": ["lowkey"], "precision": 0.99, "recall": 0.98, "roc_auc": 0.999}]})
     out = capsys.readouterr().out.splitlines()
     assert "1.000 -> 0.100" in out[0] and "precision 0.990" in out[1]
+
+
+def test_download_says_in_one_line_what_is_missing_offline(no_network, capsys):
+    assert cli.main(["download", "no-such-model"]) == 2
+    assert "Unknown model" in capsys.readouterr().err
+    assert cli.main(["download", "facenet-keras"]) == 0  # an offline model is always ready
+    assert "facenet-keras (2017) is ready" in capsys.readouterr().out
+    from explainer import models
+    if models.availability("clip-vit-b32-openai")[0]:
+        pytest.skip("CLIP's weights are already on this machine")
+    assert cli.main(["download", "clip-vit-b32-openai"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("explainer download: clip-vit-b32-openai") and "huggingface.co" in err
+    assert "Traceback" not in err

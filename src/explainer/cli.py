@@ -1,4 +1,4 @@
-"""The ``explainer`` command line: ``doctor``, ``models``, ``run`` (and later ``cloak``, ``experiment``)."""
+"""The ``explainer`` command line: ``doctor``, ``models``, ``download``, ``run``, ``cloak``, ``experiment``."""
 from __future__ import annotations
 
 import argparse
@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--json", action="store_true")
     m = sub.add_parser("models", help="the model registry as a table")
     m.add_argument("--json", action="store_true")
+    dl = sub.add_parser("download", help="fetch an online model's weights once (needs internet), e.g. CLIP")
+    dl.add_argument("model", help="a model name of `explainer models`, e.g. clip-vit-b32-openai")
     r = sub.add_parser("run", help="execute the notebooks with papermill into --out")
     r.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
     r.add_argument("--data", default=None, help="'orl' (default), 'lfw' or a folder <identity>/<images>")
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             print(json.dumps(rows, indent=2))
         return 0
+    if args.command == "download":
+        return download(args.model)
     if args.command == "run":
         from .notebooks import run_notebooks
         try:
@@ -163,6 +167,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cloak":
         return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed)
     return 1
+
+
+def download(name: str, out=None, err=None) -> int:
+    """Load ``name`` once, so that an online model's weights are fetched into their cache.
+
+    Exit code 0 when the model is ready (offline models always are), 1 when its weights cannot
+    be fetched (one line saying what is missing), 2 for an unknown name.
+    """
+    from . import models
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        info = models.model_info(name)
+    except KeyError as exc:
+        print(f"explainer download: {exc.args[0]}", file=err)
+        return 2
+    try:
+        models.load_model(name, "cpu")
+    except models.WeightsUnavailable as exc:
+        print(f"explainer download: {exc}", file=err)
+        return 1
+    where = models.availability(name)[1]
+    print(f"{name} ({info.year}) is ready: {where}", file=out)
+    return 0
 
 
 def print_results(name: str, report: dict, out=None) -> None:

@@ -206,12 +206,10 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
     ``clean`` (M, H, W, 3) uint8 public photos with identity ``labels`` (M,); ``cloaked``
     (P, H, W, 3) the defender's cloaks, ``source`` (P,) the index in ``clean`` each was made
     from. BatchNorm keeps its statistics; Adam with ``lr``, one epoch of warm-up, cosine decay
-    (on LFW's 140 pairs per attack from ``conv2d_4a``, lr 5e-4 cost 3.8 points of the held-out
-    users' clean accuracy, 2.5e-4 only 0.9; from ``conv2d_2b``, 1e-3 cost 3 points, but with 252
-    more LowKey pairs of distinct photos it cost 1: the profiles' ``robust_lr``).
-    ``precision`` (default: :func:`attacks.attack_precision`): in ``bf16`` the trained stages'
-    passes run under bfloat16 autocast (weights, optimiser and losses stay float32), about
-    1.7x faster on a CPU with native bf16.
+    (a higher rate on few pairs costs clean accuracy; the profiles' ``robust_lr`` goes with their
+    number of pairs). ``precision`` (default: :func:`attacks.attack_precision`): in ``bf16`` the
+    trained stages' passes run under bfloat16 autocast (weights, optimiser and losses stay
+    float32), which is faster on a processor with native bf16.
 
     * ``"align"``: ``||f(cloaked) - f0(clean)||^2 + 2 ||f(clean) - f0(clean)||^2`` on unit
       embeddings, ``f0`` the frozen original: cloaks are pulled onto their clean photo while

@@ -2,7 +2,10 @@
 
 Each experiment loads the setting of a profile, computes what it needs through the cache
 (cloaks, embeddings, trained models) and returns a run object whose ``to_json()`` is what
-``explainer experiment NAME --json`` prints: ``{"results": [...], "settings": {...}}``.
+``explainer experiment NAME --json`` prints: ``{"results": [...], "settings": {...}, "paper": [...]}``,
+where ``paper`` lists the figures the paper's authors reported for the same experiment, each with
+its value and source (``explainer.paper``). Each run also records its report
+(``explainer.results.record``), which notebook 07 reads back.
 """
 from __future__ import annotations
 
@@ -11,11 +14,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import attacks, defences, models, protocol
+from . import attacks, defences, models, paper, protocol, results as store
 
-# Reported in the paper for the baseline (Table 1, 1-NN on the attacked extractor): shown
-# beside our measurements as the paper's figures, never used as ours.
-PAPER_PROTECTION = {"fawkes-v0.3": 0.97, "fawkes-v1.0": 0.97, "lowkey": 0.94}
+
+def _common_settings(setting: protocol.Setting, profile: str, seed: int) -> dict:
+    """What every report's ``settings`` opens with: the data, its size and the protected test photos."""
+    return {"data": setting.faces.source, "profile": profile, "seed": seed,
+            "identities": setting.faces.n_identities, "photos": len(setting.faces),
+            "protected_users": int(len(setting.split.protected)),
+            "protected_test_photos": int(len(setting.split.protected_test(setting.labels)))}
+
+
+def _recorded(name: str, run, source):
+    """Record ``run``'s report for notebook 07 (``explainer.results``) and return the run."""
+    store.record(name, run.to_json(), source, run.profile, run.seed)
+    return run
 
 
 def evaluation_models() -> list[str]:
@@ -62,7 +75,7 @@ class PoisoningRun:
     settings: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"results": self.results, "settings": self.settings}
+        return {"results": self.results, "settings": self.settings, "paper": paper.entries("poisoning")}
 
 
 def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_models: list[str] | None = None,
@@ -113,17 +126,15 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
                                 "dssim_mean": round(float(result.dssim.mean()), 5),
                                 "linf_max_255": int(round(float(result.linf.max()) * 255))})
     sizes = protocol.profile_settings(profile)
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed,
-                    "identities": setting.faces.n_identities, "photos": len(setting.faces),
+    run_settings = {**_common_settings(setting, profile, seed),
                     "protected": [setting.names[i] for i in split.protected],
                     "protected_train_photos": int(len(protected_idx)),
-                    "protected_test_photos": int(len(split.protected_test(labels))),
                     "modes": {a: sizes["modes"][a] for a in attack_names}, "lowkey_steps": sizes["lowkey_steps"],
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
                     "attack_precision": sorted({r.precision for r in cloaks.values()}),
                     "perceptual": {a: r.perceptual for a, r in cloaks.items() if r.perceptual},
-                    "paper_protection_1nn": PAPER_PROTECTION, "seconds": round(time.perf_counter() - start, 1)}
-    return PoisoningRun(setting, profile, seed, cloaks, results, run_settings)
+                    "seconds": round(time.perf_counter() - start, 1)}
+    return _recorded("poisoning", PoisoningRun(setting, profile, seed, cloaks, results, run_settings), source)
 
 
 @dataclass
@@ -144,7 +155,7 @@ class AdaptiveRun:
 
     def to_json(self) -> dict:
         return {"results": self.results, "candidates": self.candidates, "one_clean_photo": self.clean_photo,
-                "settings": self.settings}
+                "settings": self.settings, "paper": paper.entries("adaptive")}
 
 
 def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
@@ -254,7 +265,7 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
             clean_photo.append({"model": label, "attack": a, "classifier": "1nn", "clean_photos_per_user": 1,
                                 "protection_rate": round(ev.protection_rate, 4),
                                 "protection_ci": [round(x, 4) for x in ev.protection_ci]})
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "base": base,
+    run_settings = {**_common_settings(setting, profile, seed), "base": base,
                     "public_identities": int(len(public.train_identities)),
                     "validation_identities": int(len(public.validation_identities)),
                     "public_pairs_per_attack": int(n_train), "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
@@ -264,8 +275,9 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
                     "epochs": sizes["robust_epochs"], "lr": sizes["robust_lr"], "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    return AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks, {r: c["model"] for r, c in chosen.items()},
-                       results, candidate_rows, clean_photo, run_settings)
+    return _recorded("adaptive", AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks,
+                                             {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
+                                             clean_photo, run_settings), source)
 
 
 def _original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:
@@ -360,7 +372,7 @@ class DetectionRun:
 
     def to_json(self) -> dict:
         return {"results": self.results, "cross_attack": self.cross_attack, "jpeg": self.jpeg,
-                "filter": self.filter, "settings": self.settings}
+                "filter": self.filter, "settings": self.settings, "paper": paper.entries("detection")}
 
 
 def _rounded(metrics: dict) -> dict:
@@ -374,10 +386,9 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
 
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
     photos, every one for as many updates: a single-attack detector has a third of the "all"
-    detector's photos and runs three times its epochs (at equal epochs LFW's LowKey detector
-    found 87 % of the users' cloaks, at equal updates 99 %). LowKey's own detector also trains
-    on the defender's further LowKey pairs (``defences.lowkey_extra``; on LFW's rebuilt cloaks
-    its recall went from 0.84 to 0.99 at the same updates); the "all" detector keeps the attacks
+    detector's photos and runs three times its epochs, so that it is not undertrained. LowKey's
+    own detector also trains on the defender's further LowKey pairs (``defences.lowkey_extra``),
+    more distinct photos of the attack it must recognise; the "all" detector keeps the attacks
     balanced, on the same photos for each. Each detector's score threshold is
     set on clean photos of the held-out public users (``defences.choose_threshold``: at most 1 %
     of them flagged); the test identities are the protected users (their own cloaks, the
@@ -452,7 +463,7 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                          "protection_rate_after": round(after.protection_rate, 4),
                          "unprotected_error_before": round(before.unprotected_error, 4),
                          "unprotected_error_after": round(after.unprotected_error, 4)})
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "backbone": "efficientnet-lite0",
+    run_settings = {**_common_settings(setting, profile, seed), "backbone": "efficientnet-lite0",
                     "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
                     "validation_identities": int(len(public.validation_identities)),
                     "test_identities": int(len(split.protected)),
@@ -461,9 +472,9 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                     "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
                     "modes": {a: sizes["modes"][a] for a in attack_names},
                     "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
-                    "paper_precision_recall": 0.998, "seconds": round(time.perf_counter() - start_time, 1)}
-    return DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed, filtered, test_scores,
-                        run_settings)
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return _recorded("detection", DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed,
+                                               filtered, test_scores, run_settings), source)
 
 
 @dataclass
@@ -480,7 +491,8 @@ class TimeTravelRun:
     settings: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"results": self.results, "switching": self.switching, "probe": self.probe, "settings": self.settings}
+        return {"results": self.results, "switching": self.switching, "probe": self.probe, "settings": self.settings,
+                "paper": paper.entries("time-travel")}
 
     def verdicts(self, margin: float = 0.10) -> list[dict]:
         """Per attack: does the cloak still protect on the newest offline extractor? It "fails"
@@ -497,6 +509,40 @@ class TimeTravelRun:
                          "clean_error_newest": new["clean_error"],
                          "still_protects": new["protection_rate"] > new["clean_error"] + margin})
         return rows
+
+
+def switch_pairs(attack_names=attacks.ATTACKS) -> list[tuple[str, str]]:
+    """(old, new) pairs of attacks where ``new`` was released after ``old``: the switches a user can make."""
+    ordered = sorted(attack_names, key=lambda a: attacks.RELEASED[a])
+    return [(old, new) for i, old in enumerate(ordered) for new in ordered[i + 1:]]
+
+
+def switching_rows(setting: protocol.Setting, cloaks: dict[str, attacks.CloakResult], judges: dict, seed: int = 0
+                   ) -> list[dict]:
+    """The paper's switching experiment: users re-upload their photos cloaked with a newer attack.
+
+    For each (old, new) pair of ``switch_pairs`` and each judge (``canvases -> embeddings``), two
+    galleries: the new cloaks alone (``uploads: "new"``: what the user hopes for) and the old and
+    new cloaks together (``"old+new"``: the old photos stay online and were already scraped).
+    1-NN protection rate, with the judge's clean error (nobody protected) to read it against.
+    """
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    rows = []
+    for judge, embed in judges.items():
+        clean = embed(setting.canvases)
+        clean_error = protocol.clean_error(split, labels, clean, "1nn", seed)
+        cloak_emb = {a: embed(c.cloaked) for a, c in cloaks.items()}
+        for old, new in switch_pairs(tuple(cloaks)):
+            alone = protocol.evaluate_embeddings(split, labels, clean, dict(zip(protected_idx.tolist(), cloak_emb[new])))
+            both = defences.union_gallery_evaluation(split, labels, clean, protected_idx,
+                                                     np.concatenate([cloak_emb[old], cloak_emb[new]]))
+            for uploads, ev in (("new", alone), ("old+new", both)):
+                rows.append({"old_attack": old, "new_attack": new, "uploads": uploads, "model": judge,
+                             "classifier": "1nn", "protection_rate": round(ev.protection_rate, 4),
+                             "protection_ci": [round(x, 4) for x in ev.protection_ci],
+                             "clean_error": round(clean_error, 4)})
+    return rows
 
 
 def _embedder(name: str, cache=None):
@@ -519,11 +565,12 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     extractor of the zoo, in publication order (1-NN). Models whose weights are not here are
     listed with ``"available": false`` and what they need.
 
-    ``switching``: the user's scraped photos were cloaked with Fawkes v0.3; they re-upload the
-    same photos cloaked with a newer attack; the gallery holds both (the union). Scored on the
-    attacked model, the newest offline one and the adaptive model of notebook 02.
+    ``switching``: users who cloaked with an older attack re-upload the same photos cloaked with
+    a newer one (``switching_rows``), judged by the attacker's-era models, the newest offline
+    one and the adaptive model of notebook 02.
     ``probe``: a linear probe on the newest available extractor, trained on the defender's
-    clean and cloaked public photos (the paper's fine-tuned CLIP, offline: on SFace).
+    clean and cloaked public photos. It is not the paper's CLIP: it learns from the defender's
+    few pairs, on top of an extractor the cloaks already reach; notebook 04 explains the difference.
     """
     start_time = time.perf_counter()
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
@@ -556,19 +603,11 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     switch_rows, probe_rows = [], []
     if switching or probe:
         public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
-    if switching and "fawkes-v0.3" in attack_names and len(attack_names) > 1:
+    if switching and len(switch_pairs(attack_names)) > 0:
         robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
-        judges = {"facenet-keras": embedders["facenet-keras"], newest_offline: embedders[newest_offline],
-                  robust.name: lambda c: robust.embeddings(c, cache)}
-        clean_by_judge = {judge: embed(setting.canvases) for judge, embed in judges.items()}
-        for new in [a for a in attack_names if a != "fawkes-v0.3"]:
-            for judge, embed in judges.items():
-                emb = clean_by_judge[judge]
-                union = np.concatenate([embed(cloaks["fawkes-v0.3"].cloaked), embed(cloaks[new].cloaked)])
-                ev = defences.union_gallery_evaluation(split, labels, emb, protected_idx, union)
-                switch_rows.append({"old": "fawkes-v0.3", "new": new, "model": judge, "classifier": "1nn",
-                                    "protection_rate": round(ev.protection_rate, 4),
-                                    "protection_ci": [round(x, 4) for x in ev.protection_ci]})
+        judges = {m: embedders[m] for m in (*models.ATTACKER_MODELS, newest_offline) if m in embedders}
+        judges[robust.name] = lambda c: robust.embeddings(c, cache)
+        switch_rows = switching_rows(setting, cloaks, judges, seed)
     if probe:
         for base in dict.fromkeys([newest_offline, newest]):
             embed = embedders[base]
@@ -585,11 +624,12 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
                                    "protection_rate_base": next(r["protection_rate"] for r in results
                                                                 if r["model"] == base and r["attack"] == a),
                                    "clean_error": round(clean_error, 4)})
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "newest_offline": newest_offline,
+    run_settings = {**_common_settings(setting, profile, seed), "newest_offline": newest_offline,
                     "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    return TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows, run_settings)
+    return _recorded("time-travel", TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows,
+                                                  run_settings), source)
 
 
 @dataclass
@@ -608,7 +648,7 @@ class HybridRun:
     settings: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"results": self.results, "settings": self.settings}
+        return {"results": self.results, "settings": self.settings, "paper": paper.entries("hybrid")}
 
 
 def pooled(curves: dict) -> "defences.HybridCurves":
@@ -676,10 +716,11 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
                "top2": {**entry(overall.single["top2"], f"{accurate} + {robust_name}",
                                 {a: c.single["top2"]["protection_rate"] for a, c in test.items()}),
                         "human_needed": round(overall.human_needed, 4)}}
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "clean_accuracy_1nn": clean_acc,
+    run_settings = {**_common_settings(setting, profile, seed), "clean_accuracy_1nn": clean_acc,
                     "tau_chosen_on": f"{len(public.validation_identities)} held-out public users",
                     "classifier": "1nn", "attacks": list(attack_names), "seconds": round(time.perf_counter() - start_time, 1)}
-    return HybridRun(setting, profile, seed, accurate, robust_name, test, validation, tau, results, run_settings)
+    return _recorded("hybrid", HybridRun(setting, profile, seed, accurate, robust_name, test, validation, tau, results,
+                                         run_settings), source)
 
 
 @dataclass
@@ -809,7 +850,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
             rate, _ = recognised(embed(transform(result.cloaked)))
             shared.append({**row, "attack": how, "protection_rate": round(1 - rate, 4),
                            "clean_error": round(1 - clean_rate, 4)})
-    run_settings = {"data": setting.faces.source, "profile": profile, "seed": seed, "attack": attack, "mode": result.mode,
+    run_settings = {**_common_settings(setting, profile, seed), "attack": attack, "mode": result.mode,
                     "attack_models": list(result.models), "posted": len(enrolled), "questions": len(queries),
                     "others": int(len(np.unique(labels[others]))), "sample": photos is None,
                     "seconds": round(time.perf_counter() - start_time, 1)}

@@ -100,20 +100,18 @@ PROFILES = {
     # ci keeps CI quick: weak modes and a 10-step LowKey, which do NOT reproduce the paper's settings.
     # The defender's sizes (notebooks 02, 03): how many scraped photos per public user it
     # cloaks itself ("public_share" of each public user's scraped photos, at most
-    # "public_per_identity"), with which modes and how many steps
-    # ("public_modes", "public_steps": shortened runs of the users' own modes, to fit a CPU;
-    # a defender whose cloaks are weaker than the users' learns little: measured on ORL, see
-    # the README), how many public users it holds out to choose its settings on
-    # ("validation_fraction"), and how it trains the robust model: "robust_epochs", "robust_lr",
-    # and "public_lowkey_share": LowKey cloaks of that share of each training user's scraped
-    # photos beyond the ones every attack cloaks, at most "public_lowkey_per_identity" in all
-    # (None: no cap; on LFW the memorising aligned model needs those distinct clean photos to
-    # pull unseen users' LowKey cloaks back at lr 1e-3: bench/adaptive_pairs.py, README; full's
-    # cap keeps a user with hundreds of photos from dominating, and is not measured).
-    # classroom is sized for a 45-minute cold preparation on 2 CPU cores (bench/notebooks.py
-    # --floor prints the arithmetic): the users' cloaks keep the tools' strongest presets, the defender
-    # cloaks 40 % of each public user's scraped photos, rounded down (ORL: 2 of 7, a few hundred
-    # cloaks in all; LFW: 5 of 14, which its more varied faces need: see the README).
+    # "public_per_identity"), with which modes and how many steps ("public_modes",
+    # "public_steps": shortened runs of the users' own modes, to fit a CPU; a defender whose
+    # cloaks are weaker than the users' learns little), how many public users it holds out to
+    # choose its settings on ("validation_fraction"), and how it trains the robust model:
+    # "robust_epochs", "robust_lr", and "public_lowkey_share": LowKey cloaks of that share of each
+    # training user's scraped photos beyond the ones every attack cloaks, at most
+    # "public_lowkey_per_identity" in all (None: no cap). LowKey's cloaks are the hardest to pull
+    # back on unseen faces and distinct clean photos teach that best; full's cap keeps a user
+    # with hundreds of photos from dominating.
+    # classroom is sized for a cold preparation of under an hour on 2 CPU cores
+    # (bench/notebooks.py --floor prints the arithmetic): the users' cloaks keep the tools'
+    # strongest presets; the defender cloaks 40 % of each public user's scraped photos, rounded down.
     "ci": {"max_identities": 10, "max_images": 10, "n_protected": 1,
            "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10,
            "public_share": 1.0, "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"},

@@ -266,11 +266,12 @@ class CloakViewer:
 
 
 def protection_figure(rows: Sequence[dict], paper: dict[str, float] | None = None,
-                      title: str = "Protection against the attacked model (1-NN)") -> go.Figure:
+                      title: str = "Protection against the attacked model (1-NN)",
+                      paper_label: str = "paper's reported protection") -> go.Figure:
     """Per attack: protected users' error (protection rate, Wilson 95 % interval), unprotected and clean error.
 
     ``rows`` are experiment result rows for one model/classifier per attack; ``paper`` adds the
-    paper's reported protection rates as markers.
+    paper's reported protection rates as markers (``explainer.paper.markers``), named ``paper_label``.
     """
     attacks_ = [r["attack"] for r in rows]
     prot = [r["protection_rate"] for r in rows]
@@ -284,7 +285,7 @@ def protection_figure(rows: Sequence[dict], paper: dict[str, float] | None = Non
         go.Bar(name="clean (nobody protected)", x=attacks_, y=[r["clean_error"] for r in rows], marker_color=PALETTE[7]),
     ])
     if paper:
-        fig.add_trace(go.Scatter(name="paper's reported protection", x=attacks_, y=[paper.get(a) for a in attacks_],
+        fig.add_trace(go.Scatter(name=paper_label, x=attacks_, y=[paper.get(a) for a in attacks_],
                                  mode="markers", marker=dict(symbol="diamond", size=14, color="black")))
     fig.update_layout(barmode="group", title=title, yaxis=dict(title="error rate", range=[0, 1.15]), height=420)
     return fig
@@ -350,10 +351,12 @@ class IterateUmapWidget:
 
 # Notebooks 02 and 03: the adaptive defence and the detector --------------------------------------
 
-def before_after_figure(rows: Sequence[dict], title: str = "Protection before and after the adaptive defence (1-NN)"
+def before_after_figure(rows: Sequence[dict], title: str = "Protection before and after the adaptive defence (1-NN)",
+                        paper: dict[str, float] | None = None, paper_label: str = "paper's reported protection"
                         ) -> go.Figure:
     """Per attack: protection rate against the original model and against the robust one (with its
-    Wilson interval), and both models' clean accuracy as markers."""
+    Wilson interval), both models' clean accuracy as markers, and ``paper``'s rates (by attack)
+    as black diamonds."""
     attacks_ = [r["attack"] for r in rows]
     after = [r["protection_rate"] for r in rows]
     fig = go.Figure([
@@ -368,6 +371,9 @@ def before_after_figure(rows: Sequence[dict], title: str = "Protection before an
         go.Scatter(name="clean accuracy, robust", x=attacks_, y=[r["clean_accuracy"] for r in rows],
                    mode="markers", marker=dict(symbol="diamond", size=11, color=PALETTE[2])),
     ])
+    if paper:
+        fig.add_trace(go.Scatter(name=paper_label, x=attacks_, y=[paper.get(a) for a in attacks_], mode="markers",
+                                 marker=dict(symbol="diamond", size=13, color="black")))
     fig.update_layout(barmode="group", title=title, yaxis=dict(title="rate", range=[0, 1.15]), height=420)
     return fig
 
@@ -568,3 +574,84 @@ class YourPhotoWidget:
             target.data = []
             target.add_traces(list(fig.data))
             target.layout = fig.layout
+
+
+# Notebook 00: the scenario; 04: switching; 07: the arms race ------------------------------------
+
+def scenario_figure() -> go.Figure:
+    """The paper's scenario as a picture: the users (the *attack*) cloak and upload; the trainer
+    (the *defence*) scrapes, trains and later meets a clean photo; time runs left to right."""
+    steps = [(0.08, 0.72, "You cloak your photos<br>(Fawkes, LowKey)", PROTECTED_COLOUR),
+             (0.33, 0.72, "...and post them<br>online", PROTECTED_COLOUR),
+             (0.58, 0.28, "The trainer scrapes<br>everyone's photos", PALETTE[0]),
+             (0.83, 0.28, "...trains a face model,<br>now or years later", PALETTE[0]),
+             (0.83, 0.72, "A clean photo of you<br>(a street camera): who is it?", PALETTE[2])]
+    fig = go.Figure()
+    for x, y, text, colour in steps:
+        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(size=13, color="white"),
+                           bgcolor=colour, borderpad=8, xref="x", yref="y")
+    for (x0, y0, *_), (x1, y1, *_) in zip(steps, steps[1:]):
+        fig.add_annotation(x=x1 - 0.09 if y0 == y1 else x1, y=y1 if y0 == y1 else y1 + (0.1 if y1 < y0 else -0.1),
+                           ax=x0 + 0.09 if y0 == y1 else x0, ay=y0 if y0 == y1 else y0 + (-0.1 if y1 < y0 else 0.1),
+                           xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowwidth=2,
+                           arrowcolor="grey", text="")
+    fig.add_annotation(x=0.2, y=0.97, text="<b>the users: the paper's attack</b> (they move first, once)",
+                       showarrow=False, font=dict(color=PROTECTED_COLOUR))
+    fig.add_annotation(x=0.7, y=0.03, text="<b>the trainer: the paper's defence</b> (it moves second, any time)",
+                       showarrow=False, font=dict(color=PALETTE[0]))
+    fig.add_annotation(x=0.5, y=0.5, text="time →", showarrow=False, font=dict(color="grey", size=12))
+    fig.update_layout(xaxis=dict(visible=False, range=[-0.05, 1.02]), yaxis=dict(visible=False, range=[0, 1]),
+                      height=330, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
+                      title="Who does what: users cloak and post, the trainer scrapes and recognises")
+    return fig
+
+
+def switching_figure(rows: Sequence[dict], title: str = "Switching attacks: the new cloak alone vs old and new together (1-NN)"
+                     ) -> go.Figure:
+    """One panel group per (old -> new) switch: for each judge, the protection with the new cloaks
+    alone beside the protection once the old cloaks are scraped too; each judge's clean error as a
+    line marker (a protection near it means no protection)."""
+    switches = list(dict.fromkeys((r["old_attack"], r["new_attack"]) for r in rows))
+    judges = list(dict.fromkeys(r["model"] for r in rows))
+    x = [[f"{o} → {n}" for o, n in switches for _ in judges], [j for _ in switches for j in judges]]
+
+    def value(old, new, judge, uploads, key="protection_rate"):
+        found = [r[key] for r in rows if (r["old_attack"], r["new_attack"], r["model"], r["uploads"]) ==
+                 (old, new, judge, uploads)]
+        return found[0] if found else None
+    fig = go.Figure()
+    for uploads, colour, name in (("new", PALETTE[1], "new cloak alone (what the user hopes)"),
+                                  ("old+new", PROTECTED_COLOUR, "old and new cloaks both scraped")):
+        y = [value(o, n, j, uploads) for o, n in switches for j in judges]
+        fig.add_trace(go.Bar(name=name, x=x, y=y, marker_color=colour,
+                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside"))
+    fig.add_trace(go.Scatter(name="clean error of the judge", x=x, mode="markers",
+                             y=[value(o, n, j, "new", "clean_error") for o, n in switches for j in judges],
+                             marker=dict(symbol="line-ew-open", size=24, color="black")))
+    fig.update_layout(barmode="group", title=title, yaxis=dict(title="protection rate", range=[0, 1.15]), height=460,
+                      xaxis=dict(tickfont=dict(size=10)))
+    return fig
+
+
+def arms_race_figure(rows: Sequence[dict], title: str = "The arms race in one picture: protection left after each move of the trainer"
+                     ) -> go.Figure:
+    """Per move of the trainer (x) and attack (colour): this run's 1-NN protection rate as bars and
+    the paper's figure for the same move as black diamonds, where its sources give one."""
+    moves = list(dict.fromkeys(r["move"] for r in rows))
+    attacks_ = list(dict.fromkeys(r["attack"] for r in rows))
+    fig = go.Figure()
+    for k, attack in enumerate(attacks_):
+        mine = {r["move"]: r for r in rows if r["attack"] == attack}
+        y = [mine[m]["protection_rate"] if m in mine else None for m in moves]
+        fig.add_trace(go.Bar(name=f"{attack} (this run)", x=moves, y=y, marker_color=PALETTE[k % len(PALETTE)],
+                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside",
+                             hovertext=[mine[m]["model"] if m in mine else "" for m in moves], offsetgroup=str(k)))
+        paper_y = [mine[m]["paper"] if m in mine else None for m in moves]
+        if any(v is not None for v in paper_y):
+            fig.add_trace(go.Scatter(name=f"{attack} (paper)", x=moves, y=paper_y, mode="markers", offsetgroup=str(k),
+                                     marker=dict(symbol="diamond", size=12, color="black",
+                                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2)),
+                                     hovertext=[mine[m]["paper_source"] if m in mine else "" for m in moves]))
+    fig.update_layout(barmode="group", scattermode="group", title=title, height=460,
+                      yaxis=dict(title="protection rate (1-NN)", range=[0, 1.15]))
+    return fig

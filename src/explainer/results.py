@@ -1,0 +1,410 @@
+"""This run's results beside the paper's: the store notebook 07 reads, and the comparisons.
+
+Every experiment records its JSON report here when it finishes (``record``), keyed by the
+data source, profile and seed. Notebook 07 and the results page read those reports back
+(``recorded``) and compute nothing themselves. ``compare`` puts each of the paper's figures
+(``explainer.paper``) beside the number this run measured in the closest setting;
+``arms_race`` gathers, per attack, the protection left under each move of the trainer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from . import paper
+from .cache import cache_root, content_hash
+from .data import default_source
+
+NOTEBOOK_OF = {"poisoning": "01_poisoning", "adaptive": "02_adaptive_defence", "detection": "03_detection",
+               "time-travel": "04_time_travel", "hybrid": "05_hybrids"}
+
+
+def source_id(source) -> str:
+    """One name per data source: ``orl``, ``lfw`` or a folder's absolute path."""
+    source = default_source() if source is None else source
+    if str(source).lower() in ("orl", "lfw"):
+        return str(source).lower()
+    return str(Path(source).expanduser().resolve())
+
+
+def _path(name: str, source, profile: str, seed: int) -> Path:
+    return cache_root() / "results" / f"{name}-{content_hash(source_id(source), profile, seed)[:16]}.json"
+
+
+def record(name: str, report: dict, source, profile: str, seed: int) -> Path:
+    """Store an experiment's JSON report (atomically: a reader never sees half a file)."""
+    path = _path(name, source, profile, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"experiment": name, "data": source_id(source), "profile": profile, "seed": seed,
+                       "report": report}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def recorded(source, profile: str, seed: int = 0, names=tuple(NOTEBOOK_OF)) -> dict[str, dict]:
+    """The reports recorded for this data, profile and seed, by experiment (missing ones left out)."""
+    out = {}
+    for name in names:
+        path = _path(name, source, profile, seed)
+        try:
+            out[name] = json.loads(path.read_text(encoding="utf-8"))["report"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
+def missing_notebooks(reports: dict) -> list[str]:
+    """The notebooks still to run before notebook 07 has everything, in order."""
+    return [nb for name, nb in NOTEBOOK_OF.items() if name not in reports]
+
+
+# This run's counterpart of each paper figure -----------------------------------------------------
+
+def _pick(rows, **match):
+    return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
+
+
+def _one(rows, **match):
+    found = _pick(rows, **match)
+    return found[0] if found else None
+
+
+def _span(values) -> tuple[float, float] | None:
+    values = [v for v in values if v is not None]
+    return (min(values), max(values)) if values else None
+
+
+def _attacked_rows(report, classifier):
+    return _pick(report["results"], model="facenet-keras", attacked=True, classifier=classifier)
+
+
+def _adaptive_rows(report, classifier="1nn"):
+    return _pick(report["results"], recipe="align", classifier=classifier)
+
+
+def _newest(report):
+    return report["settings"]["newest_offline"]
+
+
+def _rate(row, key="protection_rate"):
+    return None if row is None or row.get(key) is None else float(row[key])
+
+
+def _detector(report, metric):
+    rows = [r for r in report["results"] if len(r["trained_on"]) > 1]
+    return round(sum(r[metric] for r in rows) / len(rows), 4) if rows else None
+
+
+def _time_travel(report, attack, model):
+    row = _one(report["results"], attack=attack, model=model)
+    if row is None:
+        return None, f"{model} is not in this run's zoo"
+    if not row["available"]:
+        return None, f"{model}: needs download"
+    return _rate(row), f"{attack} on {model}, 1-NN"
+
+
+def _clip(report):
+    rows = [r for r in report["results"] if r["attack"] == "lowkey" and r["model"].startswith("clip")]
+    ready = [r for r in rows if r["available"]]
+    if ready:
+        return _rate(ready[0]), f"lowkey on {ready[0]['model']}, 1-NN"
+    return None, "CLIP needs a download (see notebook 04)"
+
+
+THIS_RUN = {
+    "post-baseline-protected": lambda r: (_span(_rate(x) for x in _attacked_rows(r, "1nn")),
+                                          "the three attacks, 1-NN on facenet-keras (attacked)"),
+    "post-baseline-unprotected": lambda r: (_span(_rate(x, "unprotected_error") for x in _attacked_rows(r, "1nn")),
+                                            "unprotected users, 1-NN on facenet-keras"),
+    "facecure-baseline-nn-fawkes": lambda r: (_rate(_one(_attacked_rows(r, "1nn"), attack="fawkes-v1.0")),
+                                              "fawkes-v1.0, 1-NN on facenet-keras (attacked)"),
+    "facecure-baseline-nn-lowkey": lambda r: (_rate(_one(_attacked_rows(r, "1nn"), attack="lowkey")),
+                                              "lowkey, 1-NN on facenet-keras (attacked)"),
+    "facecure-baseline-e2e-fawkes": lambda r: (_rate(_one(_attacked_rows(r, "e2e"), attack="fawkes-v1.0")),
+                                               "fawkes-v1.0, end-to-end on facenet-keras"),
+    "facecure-baseline-e2e-lowkey": lambda r: (_rate(_one(_attacked_rows(r, "e2e"), attack="lowkey")),
+                                               "lowkey, end-to-end on facenet-keras"),
+    "post-adaptive": lambda r: (_span(_rate(x) for x in _adaptive_rows(r)),
+                                "protected users, the three attacks, 1-NN on the aligned robust FaceNet"),
+    "facecure-adaptive-nn-fawkes": lambda r: (_rate(_one(_adaptive_rows(r), attack="fawkes-v1.0")),
+                                              "fawkes-v1.0, 1-NN on the aligned robust FaceNet"),
+    "facecure-adaptive-nn-lowkey": lambda r: (_rate(_one(_adaptive_rows(r), attack="lowkey")),
+                                              "lowkey, 1-NN on the aligned robust FaceNet"),
+    "facecure-adaptive-clean-error": lambda r: (
+        round(1 - _adaptive_rows(r)[0]["clean_accuracy"], 4) if _adaptive_rows(r) else None,
+        "clean error of the aligned robust FaceNet, 1-NN"),
+    "post-detection-precision": lambda r: (_detector(r, "precision"), "detector trained on all three, mean over attacks"),
+    "post-detection-recall": lambda r: (_detector(r, "recall"), "detector trained on all three, mean over attacks"),
+    "post-time-travel-celeb1m": lambda r: _time_travel(r, "fawkes-v1.0", "facenet-keras"),
+    "facecure-oblivious-fawkes-own": lambda r: _time_travel(r, "fawkes-v1.0", "facenet-keras"),
+    "facecure-oblivious-fawkes-magface": lambda r: _time_travel(r, "fawkes-v1.0", _newest(r)),
+    "facecure-oblivious-lowkey-magface": lambda r: _time_travel(r, "lowkey", _newest(r)),
+    "facecure-oblivious-lowkey-clip": _clip,
+    "post-hybrid": lambda r: (
+        f"clean accuracy {r['results']['threshold']['clean_accuracy']:.3f} vs "
+        f"{r['results']['accurate']['clean_accuracy']:.3f} ({r['results']['accurate']['model']} alone), "
+        f"protection {r['results']['threshold']['protection_rate']:.2f}",
+        f"threshold hybrid of {r['results']['threshold']['model']}"),
+}
+
+
+def _text(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, tuple):
+        return f"{value[0]:.2f}" if value[0] == value[1] else f"{value[0]:.2f}-{value[1]:.2f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def compare(name: str, report: dict) -> list[dict]:
+    """Each of the paper's figures for experiment ``name`` beside this run's closest number."""
+    rows = []
+    for f in paper.figures(name):
+        ours, setting = THIS_RUN[f.key](report) if f.key in THIS_RUN else (None, "not measured here")
+        rows.append({"claim": f.claim, "paper": f.value_text(), "paper's setting": f"{f.attack}; {f.model}; {f.classifier}",
+                     "source": f"{paper.SOURCES[f.source]['title']}: {f.where}", "this run": _text(ours),
+                     "this run's setting": setting})
+    return rows
+
+
+# The arms race in one picture ------------------------------------------------------------------
+
+MOVES = ("none (notebook 01)", "adaptive model (02)", "detector filter (03)", "newer model (04)", "hybrid (05)")
+
+# The paper's counterpart of each move, where its sources give one (figure keys per attack).
+PAPER_MOVES = {
+    ("none (notebook 01)", "fawkes-v1.0"): "facecure-baseline-nn-fawkes",
+    ("none (notebook 01)", "lowkey"): "facecure-baseline-nn-lowkey",
+    ("adaptive model (02)", "fawkes-v1.0"): "facecure-adaptive-nn-fawkes",
+    ("adaptive model (02)", "lowkey"): "facecure-adaptive-nn-lowkey",
+    ("newer model (04)", "fawkes-v1.0"): "facecure-oblivious-fawkes-magface",
+    ("newer model (04)", "lowkey"): "facecure-oblivious-lowkey-magface",
+}
+
+
+def arms_race(reports: dict[str, dict]) -> list[dict]:
+    """Per move of the trainer and attack: the 1-NN protection rate this run measured, and the
+    paper's figure for the same move where its sources give one. Moves whose report is missing
+    are left out."""
+    ours: dict[tuple[str, str], tuple[float, str]] = {}
+    if "poisoning" in reports:
+        for r in _attacked_rows(reports["poisoning"], "1nn"):
+            ours[MOVES[0], r["attack"]] = (r["protection_rate"], "facenet-keras (attacked)")
+    if "adaptive" in reports:
+        for r in _adaptive_rows(reports["adaptive"]):
+            ours[MOVES[1], r["attack"]] = (r["protection_rate"], "aligned robust FaceNet")
+    if "detection" in reports:
+        for r in reports["detection"]["filter"]:
+            caught = f"{r['cloaks_removed']}/{r['cloaks']} cloaks removed"
+            ours[MOVES[2], r["attack"]] = (r["protection_rate_after"], f"facenet-keras, gallery filtered ({caught})")
+    if "time-travel" in reports:
+        newest = _newest(reports["time-travel"])
+        for r in _pick(reports["time-travel"]["results"], model=newest, available=True):
+            ours[MOVES[3], r["attack"]] = (r["protection_rate"], newest)
+    if "hybrid" in reports:
+        threshold = reports["hybrid"]["results"]["threshold"]
+        for attack, rate in threshold["per_attack"].items():
+            ours[MOVES[4], attack] = (rate, threshold["model"])
+    rows = []
+    for (move, attack), (rate, model) in ours.items():
+        key = PAPER_MOVES.get((move, attack))
+        f = paper.figure(key) if key else None
+        rows.append({"move": move, "attack": attack, "protection_rate": rate, "model": model,
+                     "paper": f.value if f else None, "paper_model": f.model if f else None,
+                     "paper_source": f"{paper.SOURCES[f.source]['title']}: {f.where}" if f else None})
+    return rows
+
+
+def data_note(data: str, n: int | None = None) -> str:
+    """One sentence on how the data set ``data`` (a report's ``settings["data"]``) shapes the
+    figures, with ``n`` protected test photos behind each protection rate."""
+    data = str(data)
+    step = f" ({n} protected test photos: one photo moves a rate by {1 / n:.2f})" if n else ""
+    if data == "orl":
+        return ("ORL's 40 people are small grayscale faces of one lab, ten photos each: every model recognises "
+                "them almost perfectly, and each protection rate rests on few photos" + step + ".")
+    if "lfw" in data.lower():
+        return ("LFW's celebrities are varied colour photos taken in the wild, closer to the paper's FaceScrub: "
+                "clean accuracy is lower and rates rest on more photos" + step + ".")
+    return f"Data from {data}: read each rate with the number of test photos behind it" + step + "."
+
+
+# This run's key numbers, in words ------------------------------------------------------------
+
+def _by_attack(rows, key="protection_rate") -> str:
+    return " / ".join(f"{r[key]:.2f}" for r in rows) + " (" + " / ".join(r["attack"] for r in rows) + ")"
+
+
+def _poisoning_headline(r: dict) -> str:
+    rows = _attacked_rows(r, "1nn")
+    return (f"Against the attacked FaceNet (1-NN), the protected users' photos are misidentified at "
+            f"{_by_attack(rows)}; unprotected users at {_by_attack(rows, 'unprotected_error').split(' (')[0]}.")
+
+
+def _adaptive_headline(r: dict) -> str:
+    rows = _adaptive_rows(r)
+    if not rows:
+        return "No aligned robust model in this run."
+    return (f"The robust FaceNet brings protection from {_by_attack(rows, 'protection_rate_before').split(' (')[0]} "
+            f"down to {_by_attack(rows)}, at clean accuracy {rows[0]['clean_accuracy']:.3f} "
+            f"(original {rows[0]['clean_accuracy_before']:.3f}).")
+
+
+def _detection_headline(r: dict) -> str:
+    rows = [x for x in r["results"] if len(x["trained_on"]) > 1]
+    return (f"The detector trained on every attack flags the protected users' cloaks with precision "
+            f"{_by_attack(rows, 'precision').split(' (')[0]} and recall {_by_attack(rows, 'recall')}.")
+
+
+def _time_travel_headline(r: dict) -> str:
+    newest = _newest(r)
+    rows = _pick(r["results"], model=newest, available=True)
+    clean = rows[0]["clean_error"] if rows else float("nan")
+    both = _pick(r.get("switching", []), model=newest, uploads="old+new")
+    switch = ""
+    if both:
+        switch = (" With old and new cloaks both scraped, " + newest + " leaves "
+                  + ", ".join(f"{x['old_attack']} -> {x['new_attack']}: {x['protection_rate']:.2f}" for x in both) + ".")
+    return (f"On {newest}, which no cloak was made against, protection is {_by_attack(rows)} against its clean error "
+            f"{clean:.2f}.{switch}")
+
+
+def _hybrid_headline(r: dict) -> str:
+    res = r["results"]
+    return (f"The threshold hybrid ({res['threshold']['model']}, tau {res['threshold']['tau']:.2f}) keeps clean accuracy "
+            f"{res['threshold']['clean_accuracy']:.3f} ({res['accurate']['model']} alone: "
+            f"{res['accurate']['clean_accuracy']:.3f}) at protection {res['threshold']['protection_rate']:.2f} "
+            f"(the robust model alone: {res['robust']['protection_rate']:.2f}).")
+
+
+HEADLINES = {"poisoning": _poisoning_headline, "adaptive": _adaptive_headline, "detection": _detection_headline,
+             "time-travel": _time_travel_headline, "hybrid": _hybrid_headline}
+
+
+def headline(name: str, report: dict, note: bool = True) -> str:
+    """This run's key numbers for experiment ``name`` in a sentence or two, then (``note``) the
+    data set's note."""
+    settings = report.get("settings", {})
+    if not note:
+        return HEADLINES[name](report)
+    return f"{HEADLINES[name](report)}\n{data_note(settings.get('data', '?'), settings.get('protected_test_photos'))}"
+
+
+def your_photo_headline(report: dict) -> str:
+    """Notebook 06 in a sentence: which models still name the user once the cloaked photos are posted."""
+    answered = [r for r in report["results"] if r["available"]]
+    named = [f"{r['model']} ({r['model_year']})" for r in answered if r["recognised_cloaked"] >= 0.5]
+    fooled = [f"{r['model']} ({r['model_year']})" for r in answered if r["recognised_cloaked"] < 0.5]
+    s = report["settings"]
+    return (f"{s['attack']} ({s['mode']}), {s['posted']} photo(s) posted, {s['questions']} asked about: "
+            f"still named by {', '.join(named) or 'no model'}; fooled: {', '.join(fooled) or 'no model'}.")
+
+
+# The results page (bench/experiments.py --markdown) ----------------------------------------------
+
+ATTACK_COLUMNS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
+
+
+def _paper_text(*keys: str) -> str:
+    parts = []
+    for key in keys:
+        f = paper.figure(key)
+        who = "post" if f.source == "post" else "FaceCure"
+        attack = "" if f.attack in ("all three", "both") else f" {f.attack}"
+        parts.append(f"{who}{attack} {f.value_text()} ({f.model})")
+    return "; ".join(parts)
+
+
+def summary_rows(reports: dict[str, dict]) -> list[dict]:
+    """The key figures of a set of reports, one row per measure with a column per attack and the
+    paper's figures for the same measure: the results page's table for one data set."""
+    rows = []
+
+    def add(experiment, measure, values: dict, paper_keys=()):
+        rows.append({"experiment": experiment, "measure": measure,
+                     **{a: values.get(a, "") for a in ATTACK_COLUMNS}, "paper": _paper_text(*paper_keys)})
+    if "poisoning" in reports:
+        attacked = {r["attack"]: r for r in _attacked_rows(reports["poisoning"], "1nn")}
+        add("01 poisoning", "protection, attacked FaceNet (1-NN)",
+            {a: f"{r['protection_rate']:.2f}" for a, r in attacked.items()},
+            ("facecure-baseline-nn-fawkes", "facecure-baseline-nn-lowkey", "post-baseline-protected"))
+        add("01 poisoning", "unprotected users' error",
+            {a: f"{r['unprotected_error']:.2f}" for a, r in attacked.items()}, ("post-baseline-unprotected",))
+    if "adaptive" in reports:
+        aligned = {r["attack"]: r for r in _adaptive_rows(reports["adaptive"])}
+        add("02 adaptive", "protection, robust FaceNet (1-NN)",
+            {a: f"{r['protection_rate']:.2f}" for a, r in aligned.items()},
+            ("facecure-adaptive-nn-fawkes", "facecure-adaptive-nn-lowkey", "post-adaptive"))
+        add("02 adaptive", "clean error, robust (original)",
+            {a: f"{1 - r['clean_accuracy']:.3f} ({1 - r['clean_accuracy_before']:.3f})" for a, r in aligned.items()},
+            ("facecure-adaptive-clean-error",))
+    if "detection" in reports:
+        both = {r["attack"]: r for r in reports["detection"]["results"] if len(r["trained_on"]) > 1}
+        add("03 detection", "precision / recall, detector of all attacks",
+            {a: f"{r['precision']:.2f} / {r['recall']:.2f}" for a, r in both.items()},
+            ("post-detection-precision", "post-detection-recall"))
+    if "time-travel" in reports:
+        report = reports["time-travel"]
+        newest = _newest(report)
+        on_newest = {r["attack"]: r for r in _pick(report["results"], model=newest, available=True)}
+        add("04 time travel", f"protection on {newest} (its clean error)",
+            {a: f"{r['protection_rate']:.2f} ({r['clean_error']:.2f})" for a, r in on_newest.items()},
+            ("facecure-oblivious-fawkes-magface", "facecure-oblivious-lowkey-magface", "facecure-oblivious-lowkey-clip"))
+        for r in _pick(report.get("switching", []), model=newest, uploads="old+new"):
+            add("04 time travel", f"switching {r['old_attack']} -> {r['new_attack']}: old and new scraped, on {newest}",
+                {r["new_attack"]: f"{r['protection_rate']:.2f}"})
+    if "hybrid" in reports:
+        res = reports["hybrid"]["results"]
+        add("05 hybrid", f"threshold hybrid: protection (clean accuracy {res['threshold']['clean_accuracy']:.3f}, "
+                         f"accurate model alone {res['accurate']['clean_accuracy']:.3f})",
+            {a: f"{v:.2f}" for a, v in res["threshold"]["per_attack"].items()}, ("post-hybrid",))
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A list of same-keyed dicts as a Markdown table."""
+    if not rows:
+        return "_no results recorded_\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]).replace("|", "/") for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
+    """One data set's section of the results page: how it was measured, then its table."""
+    settings = next(iter(reports.values()))["settings"] if reports else {}
+    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
+    lines = [f"## {title}", "", f"_{about}_", ""]
+    if settings.get("profile") == "ci":
+        lines += ["The `ci` profile cloaks with the tools' weakest modes and a 10-step LowKey: a check that "
+                  "everything runs, not the paper's settings (`classroom` and `full` use them).", ""]
+    if settings:
+        lines += [f"{settings.get('identities')} identities, {settings.get('photos')} photos, "
+                  f"{settings.get('protected_users')} protected users with {settings.get('protected_test_photos')} "
+                  f"test photos behind each protection rate. "
+                  + data_note(settings.get("data", "?"), settings.get("protected_test_photos")), ""]
+    return "\n".join(lines) + "\n" + markdown_table(summary_rows(reports))
+
+
+def update_page(path, title: str, section: str, header: str) -> None:
+    """Write ``section`` into the page at ``path`` under ``## title``, replacing that data set's
+    previous section and keeping the others."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else header
+    parts = text.split("\n## ")
+    head, sections = parts[0], {p.split("\n", 1)[0]: "## " + p for p in parts[1:]}
+    sections[title] = section.rstrip() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head.rstrip() + "\n\n" + "\n".join(sections[k] for k in sorted(sections)), encoding="utf-8")

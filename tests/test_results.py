@@ -1,0 +1,146 @@
+"""The results store notebook 07 reads, the comparisons with the paper and the results page."""
+import numpy as np
+import pytest
+
+from explainer import experiments, protocol, results
+
+
+def _reports():
+    """Small reports with the shapes the experiments write (three attacks, one protected user)."""
+    attacks = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
+    settings = {"data": "orl", "identities": 10, "photos": 100, "protected_users": 1, "protected_test_photos": 3,
+                "newest_offline": "sface"}
+    poisoning = {"settings": settings, "results": [
+        {"attack": a, "model": "facenet-keras", "attacked": True, "classifier": c, "protection_rate": p,
+         "unprotected_error": 0.02, "clean_error": 0.01}
+        for a, p in zip(attacks, (1.0, 0.9, 0.8)) for c in ("1nn", "e2e")]}
+    adaptive = {"settings": settings, "results": [
+        {"attack": a, "recipe": "align", "classifier": "1nn", "protection_rate": p, "protection_rate_before": 1.0,
+         "clean_accuracy": 0.98, "clean_accuracy_before": 0.99} for a, p in zip(attacks, (0.0, 0.1, 0.2))]}
+    detection = {"settings": settings, "results": [
+        {"attack": a, "trained_on": list(attacks), "precision": 0.95, "recall": 1.0} for a in attacks],
+        "filter": [{"attack": a, "protection_rate_after": 1.0, "cloaks_removed": 7, "cloaks": 7} for a in attacks]}
+    time_travel = {"settings": settings, "results": [
+        {"attack": a, "model": m, "available": m != "clip-vit-b32-openai", "attacked": m == "facenet-keras",
+         "protection_rate": None if m == "clip-vit-b32-openai" else p, "clean_error": 0.0}
+        for a in attacks for m, p in (("facenet-keras", 1.0), ("sface", 0.33 if a == "lowkey" else 0.0),
+                                      ("clip-vit-b32-openai", None))],
+        "switching": [{"old_attack": "fawkes-v0.3", "new_attack": "fawkes-v1.0", "uploads": "old+new",
+                       "model": "sface", "protection_rate": 0.0, "clean_error": 0.0}]}
+    hybrid = {"settings": settings, "results": {
+        "accurate": {"model": "sface", "clean_accuracy": 0.99, "protection_rate": 0.3},
+        "robust": {"model": "robust", "clean_accuracy": 0.97, "protection_rate": 0.1},
+        "threshold": {"model": "sface | robust", "clean_accuracy": 0.99, "protection_rate": 0.1, "tau": 0.3,
+                      "per_attack": dict(zip(attacks, (0.0, 0.1, 0.2)))}}}
+    return {"poisoning": poisoning, "adaptive": adaptive, "detection": detection, "time-travel": time_travel,
+            "hybrid": hybrid}
+
+
+def test_recorded_reports_come_back_per_data_profile_and_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path))
+    reports = _reports()
+    assert results.recorded("orl", "ci") == {}
+    assert results.missing_notebooks({}) == list(results.NOTEBOOK_OF.values())
+    results.record("poisoning", reports["poisoning"], "orl", "ci", 0)
+    assert results.recorded("ORL", "ci", 0) == {"poisoning": reports["poisoning"]}
+    assert results.recorded("orl", "classroom", 0) == {} and results.recorded("orl", "ci", 1) == {}
+    assert results.missing_notebooks(results.recorded("orl", "ci"))[0] == "02_adaptive_defence"
+    assert not list(tmp_path.rglob(".tmp-*"))  # written atomically, nothing left behind
+
+
+def test_compare_puts_this_runs_number_beside_each_paper_figure():
+    reports = _reports()
+    rows = {r["claim"] + r["paper"]: r for r in results.compare("time-travel", reports["time-travel"])}
+    assert rows["protection rate on a newer extractor (MagFace, 2021)1.00"]["this run"] == "0.33"  # LowKey on SFace
+    assert rows["protection rate on a newer extractor (MagFace, 2021)0.00"]["this run"] == "0.00"
+    clip = next(r for r in rows.values() if "CLIP" in r["claim"])
+    assert clip["paper"] == "0.24" and clip["this run"] == "—" and "download" in clip["this run's setting"]
+    poisoning = results.compare("poisoning", reports["poisoning"])
+    assert poisoning[0]["paper"] == "0.55-0.77" and poisoning[0]["this run"] == "0.80-1.00"
+    for name, report in reports.items():
+        assert all(r["this run"] != "—" or "download" in r["this run's setting"] for r in results.compare(name, report))
+        assert results.headline(name, report)
+
+
+def test_arms_race_gathers_every_move_with_the_papers_figure_where_there_is_one():
+    rows = results.arms_race(_reports())
+    by = {(r["move"], r["attack"]): r for r in rows}
+    assert len(rows) == 5 * 3
+    assert by["none (notebook 01)", "fawkes-v1.0"]["paper"] == 0.97
+    assert by["adaptive model (02)", "lowkey"]["protection_rate"] == 0.2
+    assert by["newer model (04)", "lowkey"]["paper"] == 1.0  # the paper's MagFace figure
+    assert by["detector filter (03)", "lowkey"]["paper"] is None  # no source gives one
+    assert by["none (notebook 01)", "fawkes-v0.3"]["paper"] is None
+    assert len(results.arms_race({"poisoning": _reports()["poisoning"]})) == 3
+
+
+def test_results_page_keeps_one_section_per_data_set(tmp_path):
+    page = tmp_path / "docs" / "results.md"
+    reports = _reports()
+    for title in ("orl (classroom)", "lfw (classroom)", "orl (classroom)"):
+        results.update_page(page, title, results.markdown_section(title, reports, {"measured": title}), "# Results\n")
+    text = page.read_text()
+    assert text.startswith("# Results") and text.count("## orl (classroom)") == 1 and "## lfw (classroom)" in text
+    assert "| 01 poisoning | protection, attacked FaceNet (1-NN) | 1.00 | 0.90 | 0.80 |" in text
+    assert "switching fawkes-v0.3 -> fawkes-v1.0" in text
+
+
+def test_data_note_says_how_much_one_photo_moves_a_rate():
+    assert "0.07" in results.data_note("orl", 15)
+    assert "LFW" in results.data_note("/data/lfw-deepfunneled-20", 30)
+
+
+def _switching_setting():
+    """Four people, four photos each (3 scraped, 1 probe); person 0 is protected. Canvases are
+    photo numbers; old cloaks are 1000 + photo, new cloaks 2000 + photo."""
+    labels = np.repeat(np.arange(4), 4)
+    train = np.flatnonzero(np.arange(16) % 4 != 3)
+    test = np.flatnonzero(np.arange(16) % 4 == 3)
+    split = protocol.Split(train, test, np.array([0]))
+    faces = type("Faces", (), {"labels": labels, "names": ["a", "b", "c", "d"], "source": "test"})()
+    setting = protocol.Setting(faces, np.arange(16)[:, None], split)
+    protected_idx = split.protected_train(labels)
+    cloaks = {a: type("Cloak", (), {"cloaked": (base + protected_idx)[:, None]})()
+              for a, base in (("fawkes-v0.3", 1000), ("fawkes-v1.0", 2000))}
+    return setting, cloaks
+
+
+def _judge(labels, fooled_by: set):
+    def embed(canvases):
+        out = []
+        for v in canvases[:, 0]:
+            kind, photo = divmod(int(v), 1000)
+            owner = labels[photo]
+            fooled = (kind == 1 and "old" in fooled_by) or (kind == 2 and "new" in fooled_by)
+            out.append(-np.eye(4)[owner] if fooled else np.eye(4)[owner])  # a fooled model: as far as can be
+        return np.array(out)
+    return embed
+
+
+def test_switching_shows_the_old_cloaks_giving_the_user_away():
+    setting, cloaks = _switching_setting()
+    judges = {"fooled by both": _judge(setting.labels, {"old", "new"}),
+              "fooled by the new cloak only": _judge(setting.labels, {"new"})}
+    assert experiments.switch_pairs(("lowkey", "fawkes-v1.0", "fawkes-v0.3")) == [
+        ("fawkes-v0.3", "fawkes-v1.0"), ("fawkes-v0.3", "lowkey"), ("fawkes-v1.0", "lowkey")]
+    rows = experiments.switching_rows(setting, cloaks, judges)
+    by = {(r["model"], r["uploads"]): r for r in rows}
+    assert {r["old_attack"] for r in rows} == {"fawkes-v0.3"} and {r["new_attack"] for r in rows} == {"fawkes-v1.0"}
+    assert by["fooled by both", "new"]["protection_rate"] == 1.0
+    assert by["fooled by both", "old+new"]["protection_rate"] == 1.0
+    # The new cloak alone looks protective; with the old photos still scraped, it is not.
+    assert by["fooled by the new cloak only", "new"]["protection_rate"] == 1.0
+    assert by["fooled by the new cloak only", "old+new"]["protection_rate"] == 0.0
+    assert all(r["clean_error"] == 0.0 for r in rows)
+    assert set(rows[0]) >= {"old_attack", "new_attack", "uploads", "model", "protection_rate", "clean_error"}
+
+
+@pytest.mark.slow
+def test_poisoning_report_carries_the_papers_figures_and_is_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path))
+    run = experiments.run_poisoning("orl", "ci", 0, eval_models=["facenet-keras"], classifiers=("1nn",),
+                                    attack_names=("fawkes-v1.0",), progress=False)
+    report = run.to_json()
+    assert report["paper"] and all("value" in e and "source" in e for e in report["paper"])
+    assert report["settings"]["protected_test_photos"] == 3
+    assert results.recorded("orl", "ci", 0)["poisoning"]["results"] == report["results"]
