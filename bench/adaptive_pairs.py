@@ -23,7 +23,7 @@ import json
 import sys
 import time
 
-from explainer import attacks, defences, experiments, models, protocol
+from explainer import attacks, defences, experiments, models, profiles, protocol
 
 
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
@@ -31,13 +31,14 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
     setting, cloaks = experiments.cloaked_setting(data, profile, seed, progress=progress)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    sizes = protocol.profile_settings(profile)
-    epochs = epochs or sizes["robust_epochs"]  # resolved here so every row reports them
-    lr = lr or sizes["robust_lr"]
+    resolved = profiles.resolve(profile)
+    epochs = epochs or resolved.training.robust_epochs  # resolved here so every row reports them
+    lr = lr or resolved.training.robust_lr
     original = lambda c: models.embeddings("facenet-keras", c, progress=False)  # noqa: E731
     rows = []
     for share in shares:
-        public = defences.public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed, share)
+        budget = resolved.defender
+        public = defences.public_data(setting, budget.per_identity, budget.validation_fraction, seed, share)
         n = len(public.train)
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
         n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
@@ -63,7 +64,7 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="orl")
-    parser.add_argument("--profile", default="classroom", choices=list(protocol.PROFILES))
+    parser.add_argument("--profile", default="classroom", choices=list(profiles.PROFILES))
     parser.add_argument("--shares", type=float, nargs="+", default=[0.4, 0.6])
     parser.add_argument("--lowkey-share", type=float, default=None,
                         help="LowKey pairs from this share of each training user's scraped photos (no cap; "

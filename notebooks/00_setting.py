@@ -40,9 +40,12 @@ seed: int = 0
 widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
 
 # %%
-from explainer import models, protocol, results, viz
+import pandas as pd
+
+from explainer import models, profiles, protocol, results, viz
 
 viz.setup_notebook()
+pd.DataFrame(profiles.resolve(profile).rows())  # the run's size: who is scraped, who cloaks, what the trainer spends
 
 # %% [markdown]
 # ## Who is the attacker?

@@ -43,11 +43,10 @@ mode: str = ""  # empty: the profile's mode for this attack
 photos: list = []  # paths of your photos; empty: the built-in sample faces
 
 # %%
-from explainer import attacks, experiments, protocol, results, viz
+from explainer import attacks, experiments, profiles, results, viz
 
-sizes = protocol.profile_settings(profile)
 viz.setup_notebook()
-chosen_mode = mode or sizes["modes"][attack]
+chosen_mode = mode or profiles.resolve(profile).users.modes[attack]
 attack, chosen_mode
 
 # %% [markdown]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import attacks, defences, models, protocol
+from explainer import attacks, defences, models, profiles, protocol
 from explainer.faces import to_tensor
 
 
@@ -218,13 +218,13 @@ def test_detection_threshold_flags_at_most_the_allowed_share_of_clean_photos():
 def test_cloak_workload_counts_every_cloak_of_a_profile():
     from explainer import experiments
     rows = experiments.cloak_workload("orl", "ci", 0)
-    sizes = protocol.profile_settings("ci")
+    ci = profiles.resolve("ci")
     protected = [r for r in rows if r["role"] == "protected"]
     assert {r["attack"] for r in protected} == set(attacks.ATTACKS)
-    assert all(r["photos"] == 7 * sizes["n_protected"] for r in protected)  # 70 % of 10 photos each
-    assert {r["steps"] for r in protected if r["attack"] == "lowkey"} == {sizes["lowkey_steps"]}
+    assert all(r["photos"] == 7 * ci.n_protected for r in protected)  # 70 % of 10 photos each
+    assert {r["steps"] for r in protected if r["attack"] == "lowkey"} == {ci.users.steps["lowkey"]}
     public = [r for r in rows if r["role"] == "public"]
-    assert {r["attack"]: r["steps"] for r in public} == sizes["public_steps"]
+    assert {r["attack"]: r["steps"] for r in public} == dict(ci.defender.steps)
     assert not [r for r in rows if r["role"] == "viewer"]  # ci shows no extra modes
     assert not [r for r in rows if r["role"] == "public-lowkey"]  # nor further LowKey pairs
     setting = protocol.load_setting("orl", "classroom", seed=0, progress=False)
@@ -247,10 +247,12 @@ def test_lowkey_extra_photos_are_more_scraped_photos_of_the_training_users(orl_c
     assert 0 < len(half) < len(extra) and np.isin(half, extra).all()
 
 
-def test_lowkey_extra_photos_stop_at_the_profiles_cap(orl_ci, monkeypatch):
+def test_lowkey_extra_photos_stop_at_the_profiles_cap(orl_ci):
+    import dataclasses
     public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
-    monkeypatch.setitem(protocol.PROFILES, "ci", {**protocol.PROFILES["ci"], "public_lowkey_per_identity": 4})
-    capped = defences.lowkey_extra_photos(orl_ci, public, "ci", seed=0, share=1.0)
+    ci = profiles.resolve("ci")
+    capped_profile = dataclasses.replace(ci, defender=dataclasses.replace(ci.defender, lowkey_per_identity=4))
+    capped = defences.lowkey_extra_photos(orl_ci, public, capped_profile, seed=0, share=1.0)
     counts = np.bincount(orl_ci.labels[capped])
     assert set(counts[counts > 0]) == {2}  # 4 photos per user in all, 2 of them cloaked by every attack
 

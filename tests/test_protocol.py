@@ -67,10 +67,21 @@ def test_nn1_and_clean_accuracy():
     assert protocol.nn1_predict(emb[:1], labels[:1], emb[4:5])[0] == 0
 
 
-def test_profiles():
-    assert protocol.profile_settings("ci")["max_identities"] <= 10
-    with pytest.raises(ValueError, match="Unknown profile"):
-        protocol.profile_settings("huge")
+def test_profiles_resolve_once_frozen_and_known():
+    import dataclasses
+
+    from explainer import profiles
+    ci = profiles.resolve("ci")
+    assert ci.max_identities <= 10 and profiles.resolve(ci) is ci
+    assert ci.users.steps_of("lowkey") == 10 and ci.users.steps_of("fawkes-v1.0") is None
+    with pytest.raises(ValueError, match="Unknown profile 'huge'; choose one of ci, classroom, full"):
+        profiles.resolve("huge")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ci.n_protected = 3
+    with pytest.raises(TypeError):
+        ci.users.modes["lowkey"] = "other"  # the mappings are read-only too
+    knobs = {r["knob"] for r in profiles.resolve("classroom").rows()}
+    assert {"protected users", "users' attack modes", "defender: share", "training: robust_lr"} <= knobs
 
 
 def test_wilson_interval():

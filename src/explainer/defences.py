@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import attacks, protocol
+from .profiles import resolve
 from . import models as zoo
 from .faces import to_tensor
 
@@ -90,22 +91,22 @@ def public_data(setting: protocol.Setting, per_identity: int, validation_fractio
 def profile_public_data(setting: protocol.Setting, profile: str, seed: int = 0) -> PublicData:
     """:func:`public_data` sized by a profile (``public_share``, ``public_per_identity``,
     ``validation_fraction``)."""
-    sizes = protocol.profile_settings(profile)
-    return public_data(setting, sizes["public_per_identity"], sizes["validation_fraction"], seed, sizes["public_share"])
+    budget = resolve(profile).defender
+    return public_data(setting, budget.per_identity, budget.validation_fraction, seed, budget.share)
 
 
 def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, profile: str, seed: int = 0,
                   progress: bool = True, cache=None) -> attacks.CloakResult:
     """The defender's own cloaks of the public photos ``public.all`` (train then validation),
     with the profile's ``public_modes`` run for ``public_steps`` (cached; no iterates are kept)."""
-    sizes = protocol.profile_settings(profile)
-    mode = sizes["public_modes"][attack]
+    budget = resolve(profile).defender
+    mode = budget.modes[attack]
     idx = public.all
     kwargs = {}
     if attack == "fawkes-v0.3":  # targets from every public user's scraped photos
         kwargs = {"users": setting.labels[idx], "pool": protocol.target_pool(setting)}
     return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, progress=progress, cache=cache,
-                         steps=sizes["public_steps"][attack], **kwargs)
+                         steps=budget.steps[attack], **kwargs)
 
 
 # The adaptive defence: a robust extractor -------------------------------------------------------
@@ -289,12 +290,12 @@ def lowkey_extra_photos(setting: protocol.Setting, public: PublicData, profile: 
     one's (default: the profile's ``public_lowkey_share``) and at most the profile's
     ``public_lowkey_per_identity`` per user in all (None: no cap), in the seeded order
     :func:`public_data` takes them in: the photos :func:`lowkey_extra` cloaks."""
-    sizes = protocol.profile_settings(profile)
-    share = sizes["public_lowkey_share"] if share is None else share
+    budget = resolve(profile).defender
+    share = budget.lowkey_share if share is None else share
     if not share:
         return np.arange(0)
-    cap = sizes["public_lowkey_per_identity"] or len(setting.labels)  # nobody has more photos than the data set
-    wider = public_data(setting, cap, sizes["validation_fraction"], seed, share)
+    cap = budget.lowkey_per_identity or len(setting.labels)  # nobody has more photos than the data set
+    wider = public_data(setting, cap, budget.validation_fraction, seed, share)
     extra = np.setdiff1d(wider.all, public.all)
     return extra[np.isin(setting.labels[extra], public.train_identities)]  # held-out users stay held out
 
@@ -308,12 +309,12 @@ def lowkey_extra(setting: protocol.Setting, public: PublicData, profile: str, se
     Why LowKey alone: the aligned model memorises its training pairs, and LowKey's cloaks (which
     push a face towards the antipode of its embedding) are the ones it then fails to pull back on
     unseen users; more distinct clean photos with their LowKey cloaks are what generalise."""
-    sizes = protocol.profile_settings(profile)
+    budget = resolve(profile).defender
     extra = lowkey_extra_photos(setting, public, profile, seed, share)
     if not len(extra):
         return extra, setting.canvases[:0]
-    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", sizes["public_modes"]["lowkey"], seed=seed + 1,
-                            progress=progress, cache=cache, steps=sizes["public_steps"]["lowkey"]).cloaked
+    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", budget.modes["lowkey"], seed=seed + 1,
+                            progress=progress, cache=cache, steps=budget.steps["lowkey"]).cloaked
     return extra, cloaked
 
 

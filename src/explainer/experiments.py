@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import attacks, defences, models, paper, protocol, results as store
+from .profiles import resolve
 
 
 def _common_settings(setting: protocol.Setting, profile: str, seed: int) -> dict:
@@ -43,9 +44,9 @@ def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed:
     About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
     experiment asks for the same ones, so they are computed once and shared through the cache.
     """
-    sizes = protocol.profile_settings(profile)
-    mode = sizes["modes"][attack]
-    steps = protocol.users_steps(sizes, attack)
+    users = resolve(profile).users
+    mode = users.modes[attack]
+    steps = users.steps_of(attack)
     record_every = max(1, attacks.steps_of(attack, mode, steps) // 10)
     split, labels = setting.split, setting.labels
     idx = split.protected_train(labels)
@@ -125,11 +126,11 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
                                              for k, v in evaluation.per_user.items()},
                                 "dssim_mean": round(float(result.dssim.mean()), 5),
                                 "linf_max_255": int(round(float(result.linf.max()) * 255))})
-    sizes = protocol.profile_settings(profile)
+    users = resolve(profile).users
     run_settings = {**_common_settings(setting, profile, seed),
                     "protected": [setting.names[i] for i in split.protected],
                     "protected_train_photos": int(len(protected_idx)),
-                    "modes": {a: sizes["modes"][a] for a in attack_names}, "lowkey_steps": sizes["lowkey_steps"],
+                    "modes": {a: users.modes[a] for a in attack_names}, "lowkey_steps": users.steps["lowkey"],
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
                     "attack_precision": sorted({r.precision for r in cloaks.values()}),
                     "perceptual": {a: r.perceptual for a, r in cloaks.items() if r.perceptual},
@@ -174,12 +175,12 @@ def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", pub
     ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
     and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
     (``bench/adaptive_pairs.py`` varies them)."""
-    sizes = protocol.profile_settings(profile)
+    training = resolve(profile).training
     extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share if "lowkey" in public_cloaks else 0,
                                   progress, cache)
     clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
-                                 epochs=epochs or sizes["robust_epochs"], lr=lr or sizes["robust_lr"], seed=seed,
+                                 epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,
                                  trained_on=tuple(public_cloaks), cache=cache, progress=progress)
 
 
@@ -210,7 +211,7 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     """
     start_time = time.perf_counter()
     base = "facenet-keras"
-    sizes = protocol.profile_settings(profile)
+    resolved = resolve(profile)
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
@@ -268,11 +269,14 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     run_settings = {**_common_settings(setting, profile, seed), "base": base,
                     "public_identities": int(len(public.train_identities)),
                     "validation_identities": int(len(public.validation_identities)),
-                    "public_pairs_per_attack": int(n_train), "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
-                    "public_steps": {a: sizes["public_steps"][a] for a in attack_names}, "modes": {a: sizes["modes"][a] for a in attack_names},
+                    "public_pairs_per_attack": int(n_train),
+                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
+                    "public_steps": {a: resolved.defender.steps[a] for a in attack_names},
+                    "modes": {a: resolved.users.modes[a] for a in attack_names},
                     "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
                     if "lowkey" in attack_names else 0,
-                    "epochs": sizes["robust_epochs"], "lr": sizes["robust_lr"], "validation_clean_accuracy_before": round(before_val_clean, 4),
+                    "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr,
+                    "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
     return _recorded("adaptive", AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks,
@@ -397,14 +401,14 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     ``filter``: the "all" detector removes what it flags from the gallery and the protocol is rerun.
     """
     start_time = time.perf_counter()
-    sizes = protocol.profile_settings(profile)
+    resolved = resolve(profile)
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
     n = len(public.train)
     train_clean = setting.canvases[public.train]
-    epochs = sizes["detector_epochs"]
+    epochs = resolved.training.detector_epochs
     extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, profile, seed,
                                                      None if "lowkey" in attack_names else 0, progress, cache)
     single_epochs, detectors = {}, {}
@@ -469,8 +473,8 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                     "test_identities": int(len(split.protected)),
                     "test_photos_per_attack": int(len(test_clean)), "epochs": epochs,
                     "single_attack_epochs": single_epochs, "extra_lowkey_pairs": int(len(extra_idx)), "crop": defences.DETECTOR_CROP,
-                    "public_modes": {a: sizes["public_modes"][a] for a in attack_names},
-                    "modes": {a: sizes["modes"][a] for a in attack_names},
+                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
+                    "modes": {a: resolved.users.modes[a] for a in attack_names},
                     "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
     return _recorded("detection", DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed,
@@ -785,8 +789,8 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
     start_time = time.perf_counter()
     setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
     split, labels = setting.split, setting.labels
-    sizes = protocol.profile_settings(profile)
-    mode = mode or sizes["modes"].get(attack) or attacks.default_mode(attack)
+    users = resolve(profile).users
+    mode = mode or users.modes.get(attack) or attacks.default_mode(attack)
     notes, errors = [], []
     if photos is None:
         user = int(split.protected[0])
@@ -797,7 +801,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
         others = split.train[labels[split.train] != user]
         notes.append(f"sample: {setting.names[user]} of the built-in faces, {len(enrolled)} photos posted, "
                      f"{len(queries)} clean photos asked about")
-        if mode == sizes["modes"][attack]:  # the very cloaks of notebook 01, from the cache
+        if mode == users.modes[attack]:  # the very cloaks of notebook 01, from the cache
             result = protected_cloaks(setting, attack, profile, seed, progress, cache).subset(mine)
         else:
             result = None
@@ -819,7 +823,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
         if attack == "fawkes-v0.3":  # v0.3's target is another person of the public photos
             kwargs = {"users": np.full(len(enrolled), user), "pool": (setting.canvases[others], labels[others])}
         result = attacks.cloak(enrolled, attack, mode, seed=seed, progress=progress, cache=cache,
-                               steps=protocol.users_steps(sizes, attack), **kwargs)
+                               steps=users.steps_of(attack), **kwargs)
 
     you = setting.faces.n_identities  # the user's label, after everyone else's
     gallery_labels = np.concatenate([labels[others], np.full(len(enrolled), you)])
@@ -866,24 +870,25 @@ def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> li
     for the protected users (notebook 01 on), the defender's public photos (02 on; with the
     profile's further LowKey pairs, ``public-lowkey``) and the extra modes of notebook 01's viewer. What the cold preparation time is made of."""
     setting = protocol.load_setting(source, profile, seed, progress=False)
-    sizes = protocol.profile_settings(profile)
+    resolved = resolve(profile)
+    users, budget = resolved.users, resolved.defender
     n_protected = len(setting.split.protected_train(setting.labels))
     public = defences.profile_public_data(setting, profile, seed)
     n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed))
     rows = []
     for a in attacks.ATTACKS:
-        for role, n, mode, steps in (("protected", n_protected, sizes["modes"][a], protocol.users_steps(sizes, a)),
-                                     ("public", len(public.all), sizes["public_modes"][a], sizes["public_steps"][a])):
+        for role, n, mode, steps in (("protected", n_protected, users.modes[a], users.steps_of(a)),
+                                     ("public", len(public.all), budget.modes[a], budget.steps[a])):
             rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, steps),
                          "photos": n})
     if n_extra:  # defences.lowkey_extra
-        mode = sizes["public_modes"]["lowkey"]
+        mode = budget.modes["lowkey"]
         rows.append({"attack": "lowkey", "role": "public-lowkey", "mode": mode,
-                     "steps": attacks.steps_of("lowkey", mode, sizes["public_steps"]["lowkey"]), "photos": n_extra})
+                     "steps": attacks.steps_of("lowkey", mode, budget.steps["lowkey"]), "photos": n_extra})
     if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
         for a, wanted in VIEWER_EXTRA_MODES.items():
             for mode in wanted:
-                if mode != sizes["modes"][a]:
+                if mode != users.modes[a]:
                     rows.append({"attack": a, "role": "viewer", "mode": mode, "steps": attacks.steps_of(a, mode), "photos": 1})
     return rows
 

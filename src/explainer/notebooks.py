@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("ci", "classroom", "full")
 
 
 def notebooks_dir() -> Path:
@@ -74,8 +73,9 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
     overlaps the next notebook).
     """
     import papermill as pm
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+
+    from .profiles import resolve
+    resolve(profile)  # an unknown profile fails here, before any notebook runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(only)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .profiles import Profile, resolve
+
 
 @dataclass(frozen=True)
 class Split:
@@ -93,62 +95,7 @@ def gallery(split: Split, labels: np.ndarray, clean: np.ndarray, cloaked: dict[i
     return np.stack(items), labels[split.train], split.train.copy()
 
 
-# Profiles and the shared setting of every notebook ----------------------------------------------
-
-PROFILES = {
-    # Sizes per profile: identities, photos per identity, protected users, attack modes.
-    # ci keeps CI quick: weak modes and a 10-step LowKey, which do NOT reproduce the paper's settings.
-    # The defender's sizes (notebooks 02, 03): how many scraped photos per public user it
-    # cloaks itself ("public_share" of each public user's scraped photos, at most
-    # "public_per_identity"), with which modes and how many steps ("public_modes",
-    # "public_steps": shortened runs of the users' own modes, to fit a CPU; a defender whose
-    # cloaks are weaker than the users' learns little), how many public users it holds out to
-    # choose its settings on ("validation_fraction"), and how it trains the robust model:
-    # "robust_epochs", "robust_lr", and "public_lowkey_share": LowKey cloaks of that share of each
-    # training user's scraped photos beyond the ones every attack cloaks, at most
-    # "public_lowkey_per_identity" in all (None: no cap). LowKey's cloaks are the hardest to pull
-    # back on unseen faces and distinct clean photos teach that best; full's cap keeps a user
-    # with hundreds of photos from dominating.
-    # classroom is sized for a cold preparation of under an hour on 2 CPU cores
-    # (bench/notebooks.py --floor prints the arithmetic): the users' cloaks keep the tools'
-    # strongest presets; the defender cloaks 40 % of each public user's scraped photos, rounded down.
-    "ci": {"max_identities": 10, "max_images": 10, "n_protected": 1,
-           "modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}, "lowkey_steps": 10,
-           "public_share": 1.0, "public_per_identity": 2, "public_modes": {"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"},
-           "public_steps": {"fawkes-v0.3": 20, "fawkes-v1.0": 40, "lowkey": 5},
-           "validation_fraction": 0.25, "robust_epochs": 2, "robust_lr": 1e-3, "public_lowkey_share": 0.0,
-           "public_lowkey_per_identity": None,
-           "detector_epochs": 2},
-    "classroom": {"max_identities": 40, "max_images": 20, "n_protected": 5,
-                  "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
-                  "public_share": 0.4, "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
-                  "public_steps": {"fawkes-v0.3": 50, "fawkes-v1.0": 40, "lowkey": 10},
-                  "validation_fraction": 0.2, "robust_epochs": 6, "robust_lr": 1e-3, "public_lowkey_share": 1.0,
-                  "public_lowkey_per_identity": None,
-                  "detector_epochs": 8},
-    "full": {"max_identities": None, "max_images": None, "n_protected": 10,
-             "modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"}, "lowkey_steps": 50,
-             "public_share": 1.0, "public_per_identity": 8, "public_modes": {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": "paper"},
-             "public_steps": {"fawkes-v0.3": 500, "fawkes-v1.0": 150, "lowkey": 50},
-             "validation_fraction": 0.2, "robust_epochs": 6, "robust_lr": 1e-3, "public_lowkey_share": 1.0,
-             "public_lowkey_per_identity": 16,
-             "detector_epochs": 8},
-}
-
-
-def users_steps(sizes: dict, attack: str) -> int | None:
-    """The users' steps for ``attack`` under a profile's ``sizes``: their mode's preset, but
-    LowKey runs ``lowkey_steps``."""
-    return sizes["lowkey_steps"] if attack == "lowkey" else None
-
-
-def profile_settings(profile: str) -> dict:
-    """The sizes of a profile (``ci``, ``classroom`` or ``full``)."""
-    try:
-        return dict(PROFILES[profile])
-    except KeyError:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}") from None
-
+# The shared setting of every notebook ------------------------------------------------------------
 
 @dataclass
 class Setting:
@@ -173,7 +120,7 @@ def target_pool(setting: "Setting") -> tuple[np.ndarray, np.ndarray]:
     return setting.canvases[public], setting.labels[public]
 
 
-def load_setting(source=None, profile: str = "classroom", seed: int = 0, n_protected: int | None = None,
+def load_setting(source=None, profile: "str | Profile" = "classroom", seed: int = 0, n_protected: int | None = None,
                  max_identities: int | None = -1, cache=None, progress: bool = True) -> Setting:
     """Load the faces of ``source`` at the profile's size, align them (cached) and split them.
 
@@ -181,13 +128,13 @@ def load_setting(source=None, profile: str = "classroom", seed: int = 0, n_prote
     """
     from .data import load_faces
     from .faces import align_faceset
-    sizes = profile_settings(profile)
+    profile = resolve(profile)
     if max_identities == -1:
-        max_identities = sizes["max_identities"]
-    faces = load_faces(source, min_images=5, max_identities=max_identities, seed=seed, max_images=sizes["max_images"])
+        max_identities = profile.max_identities
+    faces = load_faces(source, min_images=5, max_identities=max_identities, seed=seed, max_images=profile.max_images)
     canvases = align_faceset(faces, cache=cache, progress=progress)
     canvases.setflags(write=False)  # shared by every experiment; read-only also lets the cache remember its hash
-    split = make_split(faces.labels, n_protected=sizes["n_protected"] if n_protected is None else n_protected, seed=seed)
+    split = make_split(faces.labels, n_protected=profile.n_protected if n_protected is None else n_protected, seed=seed)
     return Setting(faces, canvases, split)
 
 
