@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from explainer import attacks, faces, models, protocol
+from explainer import attacks, models, protocol, tensors
 
 DEFAULT_RUNS = ["fawkes-v0.3:min", "fawkes-v0.3:low", "fawkes-v0.3:mid", "fawkes-v1.0:low", "fawkes-v1.0:mid",
                 "fawkes-v1.0:high", "lowkey:paper"]
@@ -26,7 +26,7 @@ DEFAULT_RUNS = ["fawkes-v0.3:min", "fawkes-v0.3:low", "fawkes-v0.3:mid", "fawkes
 def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, seed: int) -> dict:
     names = attacks.DEFAULT_MODELS[attack]
     extractors = [models.load_model(n, "cpu") for n in names]
-    x = faces.to_tensor(canvases)
+    x = tensors.to_tensor(canvases)
     stamps = []
     hook = lambda step: stamps.append(time.perf_counter())  # noqa: E731
     start = time.perf_counter()
@@ -44,7 +44,7 @@ def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, 
         out, _, _ = attacks.lowkey_batch(x, extractors, seed, step_hook=hook)
     steps = np.diff([start] + stamps)
     step_s = float(np.median(steps[1:]))  # the first step includes warm-up
-    cloaked = faces.to_uint8(out)
+    cloaked = tensors.to_uint8(out)
     d, linf, shift = attacks.measure(x, cloaked, names)
     bare = attacks.bare_step_seconds(extractors, x, attack == "lowkey")
     return {"attack": attack, "mode": mode, "models": list(names), "images": len(x), "steps": len(stamps),

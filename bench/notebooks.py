@@ -70,10 +70,10 @@ def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 8) -> dic
     attacks' batch size and precision."""
     import torch
 
-    from explainer import attacks, experiments, faces, models, protocol
+    from explainer import attacks, experiments, models, protocol, tensors
     workload = experiments.cloak_workload(data, profile, seed)
     setting = protocol.load_setting(data, profile, seed, progress=False)
-    x = faces.to_tensor(setting.canvases[:batch])
+    x = tensors.to_tensor(setting.canvases[:batch])
     per_image_step = {}
     precision = attacks.attack_precision("cpu")
     for a in attacks.ATTACKS:

@@ -42,7 +42,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %%
 import pandas as pd
 
-from explainer import models, profiles, protocol, results, viz
+from explainer import maps, models, profiles, protocol, results, viz
 
 viz.setup_notebook()
 pd.DataFrame(profiles.resolve(profile).rows())  # the run's size: who is scraped, who cloaks, what the trainer spends
@@ -106,7 +106,7 @@ viz.accuracy_figure(list(accuracy), list(accuracy.values())).show()
 # model: clusters are identities. Hover to see whose photo it is.
 
 # %%
-coords = {n: viz.umap_coords(e, seed=seed)[0] for n, e in emb.items()}
+coords = {n: maps.umap_coords(e, seed=seed)[0] for n, e in emb.items()}
 hover = [p.rsplit("/", 1)[-1] for p in faces.paths]
 umap_widget = viz.ModelUmapWidget(coords, faces.labels, faces.names, hover)
 viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP under {ready[0]}", hover),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import attacks, faces, models, protocol
+from explainer import attacks, faces, models, protocol, tensors
 from explainer.cache import Cache
 
 
@@ -59,7 +59,7 @@ def test_same_seed_same_cloak(colour_faces, v10, tmp_path):
 
 def test_quantised_before_evaluation(v10, colour_faces):
     """Reported numbers are those of the saved 8-bit images, recomputed here from them."""
-    x = faces.to_tensor(colour_faces)
+    x = tensors.to_tensor(colour_faces)
     d, linf, shift = attacks.measure(x, v10.cloaked, ("facenet-keras",))
     assert np.allclose(d, v10.dssim) and np.allclose(linf, v10.linf)
     assert np.allclose(shift["facenet-keras"], v10.shift["facenet-keras"], atol=1e-6)
@@ -86,9 +86,9 @@ def test_v03_moves_toward_target_within_budget(setting, tmp_path):
 
 def test_grayscale_photo_gets_grayscale_cloak(setting, tmp_path):
     x = setting.canvases[:1]  # ORL is grayscale
-    assert faces.is_grayscale(faces.to_tensor(x)).all()
+    assert tensors.is_grayscale(tensors.to_tensor(x)).all()
     result = attacks.cloak(x, "lowkey", cache=Cache(tmp_path), progress=False, device="cpu")
-    assert faces.is_grayscale(faces.to_tensor(result.cloaked)).all()
+    assert tensors.is_grayscale(tensors.to_tensor(result.cloaked)).all()
     assert result.linf[0] > 0
     assert "substitute" in result.perceptual or result.perceptual == "lpips-alex"
 
@@ -123,7 +123,7 @@ def test_fawkes_budget_holds_on_grayscale_8_bit_cloaks(setting, tmp_path):
                                device="cpu", **kwargs)
         rho = {"fawkes-v1.0": attacks.FAWKES_V10_MODES, "fawkes-v0.3": attacks.FAWKES_V03_MODES}[attack][mode][0]
         assert np.all(result.dssim <= rho * 1.0001), (attack, result.dssim)
-        assert faces.is_grayscale(faces.to_tensor(result.cloaked)).all()
+        assert tensors.is_grayscale(tensors.to_tensor(result.cloaked)).all()
 
 
 def test_an_interrupted_preparation_keeps_every_finished_batch(setting, monkeypatch, tmp_path):
@@ -186,7 +186,7 @@ def test_bf16_attack_passes_cloak_as_well_and_are_cached_apart(setting, tmp_path
     features as far; the two precisions never share a cache entry."""
     x = setting.canvases[:2]
     model = models.load_model("facenet-keras", "cpu")
-    t = faces.to_tensor(x)
+    t = tensors.to_tensor(x)
     with torch.no_grad():
         cos = torch.nn.functional.cosine_similarity(model(t), attacks.Autocast(model)(t))
     assert attacks.Autocast(model)(t).dtype == torch.float32 and cos.min() > 0.999
@@ -204,7 +204,7 @@ def test_bf16_attack_passes_cloak_as_well_and_are_cached_apart(setting, tmp_path
 def test_lowkey_perceptual_term_holds_the_cloak_back(setting, monkeypatch):
     # LowKey's feature term is a mean over embedding dimensions: on that scale its perceptual
     # weight of 0.05 matters (a sum over dimensions would drown it).
-    x = faces.to_tensor(setting.canvases[:2])
+    x = tensors.to_tensor(setting.canvases[:2])
     extractors = [models.load_model(n, "cpu") for n in attacks.DEFAULT_MODELS["lowkey"]]
     name, distance = attacks.perceptual_distance()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from explainer import attacks, defences, models, profiles, protocol
-from explainer.faces import to_tensor
+from explainer.tensors import to_tensor
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import data, faces
+from explainer import data, faces, tensors
 
 
 def test_grayscale_becomes_three_equal_channels():
@@ -11,15 +11,15 @@ def test_grayscale_becomes_three_equal_channels():
     assert rgb.shape == (20, 30, 3) and np.array_equal(rgb[..., 0], rgb[..., 2])
     canvas = faces.centre_crop(gray, "orl").canvas
     assert canvas.shape == (faces.CANVAS, faces.CANVAS, 3)
-    assert faces.is_grayscale(faces.to_tensor(canvas[None])).all()
+    assert tensors.is_grayscale(tensors.to_tensor(canvas[None])).all()
 
 
 def test_canvas_range_and_roundtrip():
     img = np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)
     canvases, ok = faces.align_images([img], "orl", progress=False)
-    x = faces.to_tensor(canvases)
+    x = tensors.to_tensor(canvases)
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
-    assert np.array_equal(faces.to_uint8(x), canvases)
+    assert np.array_equal(tensors.to_uint8(x), canvases)
 
 
 def box_side_and_centre(image):

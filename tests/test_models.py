@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from explainer import data, faces, models
+from explainer import data, faces, models, tensors
 
 REFERENCE = Path(__file__).parent / "reference"
 
@@ -42,15 +42,15 @@ def test_facenet_keras_matches_tensorflow_reference():
 def test_dlib_resnet_matches_dlib(real_canvases):
     dlib = pytest.importorskip("dlib")
     model = models.load_model("dlib-resnet", "cpu")
-    x = faces.to_tensor(real_canvases)
+    x = tensors.to_tensor(real_canvases)
     side = x.shape[-1]
     crop = int(round(model.info.crop * side))
     off = (side - crop) // 2
-    chips = faces.to_uint8(faces.resize(x[..., off:off + crop, off:off + crop], 150))
+    chips = tensors.to_uint8(tensors.resize(x[..., off:off + crop, off:off + crop], 150))
     original = dlib.face_recognition_model_v1(str(models.dlib.weights_path()))
     ref = np.array([np.array(original.compute_face_descriptor(c)) for c in chips])
     with torch.no_grad():
-        ours = model.net(model._normalise(faces.to_tensor(chips))).numpy()
+        ours = model.net(model._normalise(tensors.to_tensor(chips))).numpy()
     assert cosine(ours, ref).min() >= 0.9999
 
 
@@ -67,7 +67,7 @@ def test_sface_matches_onnxruntime(real_canvases):
     options.log_severity_level = 3
     session = ort.InferenceSession(graph.SerializeToString(), options)
     model = models.load_model("sface", "cpu")
-    pre = model.preprocess(faces.to_tensor(real_canvases))
+    pre = model.preprocess(tensors.to_tensor(real_canvases))
     ref = np.concatenate([session.run(None, {"data": pre[i:i + 1].numpy()})[0] for i in range(len(pre))])
     with torch.no_grad():
         ours = model.net(pre).numpy()
@@ -79,7 +79,7 @@ def test_offline_interface(name, real_canvases):
     model = models.load_model(name, "cpu")
     info = model.info
     assert info.offline and models.availability(name)[0]
-    x = faces.to_tensor(real_canvases[:4]).requires_grad_(True)
+    x = tensors.to_tensor(real_canvases[:4]).requires_grad_(True)
     emb = model(x)
     assert emb.shape == (4, info.embedding_dim)
     assert torch.allclose(emb.norm(dim=1), torch.ones(4), atol=1e-5)
@@ -110,7 +110,7 @@ def test_online_models_fail_fast_offline(name, no_network, monkeypatch, tmp_path
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     start = time.perf_counter()
     with pytest.raises(models.WeightsUnavailable) as err:
-        models.REGISTRY[name][1](True)
+        models.REGISTRY[name].build(True)
     assert time.perf_counter() - start < 5
     message = str(err.value)
     assert name in message and "offline models" in message
@@ -191,7 +191,7 @@ def test_register_onnx_runs_an_arcface_layout_file(tmp_path, monkeypatch, real_c
         assert models.register_onnx(path).name == "extra: tiny.onnx"  # the notebook's default name
         assert models.model_names()[-1] == "tiny-arcface" and models.availability("tiny-arcface")[0]
         model = models.load_model("tiny-arcface", "cpu")
-        x = faces.to_tensor(real_canvases[:4])
+        x = tensors.to_tensor(real_canvases[:4])
         pre = model.preprocess(x)
         # the InsightFace input: RGB scaled to [-1, 1]
         assert pre.min() >= -1.0 and pre.max() <= 1.0 and pre.min() < -0.5

@@ -2,7 +2,7 @@
 import numpy as np
 import plotly.graph_objects as go
 
-from explainer import viz
+from explainer import maps, viz
 from explainer.attacks import CloakResult
 
 
@@ -97,10 +97,10 @@ def test_umap_coords_are_cached_and_place_points_on_the_same_map(tmp_path):
     emb = rng.normal(size=(60, 8)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     cache = Cache(tmp_path)
-    base, (placed,) = viz.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
+    base, (placed,) = maps.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
     assert base.shape == (60, 2) and placed.shape == (5, 2)
-    assert np.allclose(base, viz.fit_umap(emb, seed=0).embedding_)
-    again, (placed_again,) = viz.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
+    assert np.allclose(base, maps.fit_umap(emb, seed=0).embedding_)
+    again, (placed_again,) = maps.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
     assert np.array_equal(again, base) and np.array_equal(placed_again, placed)
     assert len(list(tmp_path.rglob("*.npz"))) == 1  # one entry, read back
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import models as zoo
-from .faces import to_tensor, to_uint8
+from .tensors import is_grayscale, to_tensor, to_uint8
 
 ATTACKS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
 DEFAULT_MODELS = {"fawkes-v0.3": ("facenet-keras",), "fawkes-v1.0": ("facenet-keras", "dlib-resnet"),
@@ -425,7 +425,6 @@ def choose_targets(user_emb: np.ndarray, users: np.ndarray, pool_emb: np.ndarray
 # The one entry point ----------------------------------------------------------------------------
 
 def _gray(x: torch.Tensor) -> torch.Tensor:
-    from .faces import is_grayscale
     return is_grayscale(x)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .network import host_reachable
+
 # A decompression bomb is refused rather than filling the memory (PIL warns at 89 MP
 # by default and errors at twice that; a 100 MP photo is already far past any face).
 Image.MAX_IMAGE_PIXELS = 100_000_000
@@ -267,7 +269,6 @@ def _load_sklearn_lfw(min_images: int, max_identities: int | None, seed: int) ->
         lfw = fetch_lfw_people(download_if_missing=False, **kwargs)
     except OSError:
         # Not cached: ask the host first, so offline fails at once instead of after retries.
-        from .models.online import host_reachable
         if not host_reachable("ndownloader.figshare.com"):
             raise DataSourceError(f"LFW is not cached and its download host cannot be reached. {LFW_ONLINE_HINT}") from None
         try:

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import attacks, protocol
 from .profiles import resolve
 from . import models as zoo
-from .faces import to_tensor
+from .tensors import to_tensor
 
 RECIPES = ("align", "softmax")
 # The depths the adaptive defence tries, deepest last: head only; the top blocks; all but the

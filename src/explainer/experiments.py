@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import attacks, defences, models, paper, protocol, results as store
+from .maps import umap_coords
 from .profiles import resolve
 
 
@@ -300,7 +301,6 @@ def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0,
 
     Returns (coords by model name, group labels, group names).
     """
-    from .viz import umap_coords
     setting, split, labels = run.setting, run.setting.split, run.setting.labels
     protected_idx = split.protected_train(labels)
     public_ids = np.setdiff1d(np.unique(labels), split.protected)[:others]
@@ -903,7 +903,6 @@ def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: i
     UMAP is fitted once per model on the clean photos of everyone (the protected user's
     scraped photos left out); the cloak iterates of ``user`` are placed with ``transform``.
     """
-    from .viz import umap_coords
     setting, split, labels = run.setting, run.setting.split, run.setting.labels
     protected_idx = split.protected_train(labels)
     mine = labels[protected_idx] == user

@@ -279,7 +279,7 @@ def _e2e_train_predict(model_name, gallery_canvases, gallery_labels, probe_canva
     import torch.nn.functional as F
 
     from . import models as zoo
-    from .faces import to_tensor
+    from .tensors import to_tensor
     model = zoo.load_model(model_name, "cpu")
     trunk, head = zoo.head_split(model)
 

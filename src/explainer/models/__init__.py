@@ -12,142 +12,31 @@ first use and, offline, fail at once with ``WeightsUnavailable`` saying what to 
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..faces import resize
+from . import dlib as _dlib, facenet as _facenet, online as _online, sface as _sface
+from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, file_status, standardise_per_image, wheel_file
 
-
-class WeightsUnavailable(RuntimeError):
-    """An extractor's weights are neither on disk nor downloadable (offline)."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a student needs to know about an extractor, shown in tables and the timeline."""
-
-    name: str
-    year: int
-    training_data: str
-    architecture: str
-    input_size: int
-    embedding_dim: int
-    licence: str
-    weight_source: str
-    offline: bool
-    crop: float  # side of the central crop taken from the canvas, as a fraction of it
-    role: str = ""
-    weights_digest: str = ""  # models added from a file (register_onnx): its sha256, part of their cache keys
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-class Extractor(nn.Module):
-    """A frozen face-embedding network behind one interface: canvases in, unit vectors out.
-
-    ``net`` maps a preprocessed (N, 3, S, S) batch to raw embeddings; ``normalise`` maps
-    RGB in [0, 1] at size S to what ``net`` expects.
-    """
-
-    def __init__(self, info: ModelInfo, net: nn.Module, normalise: Callable[[torch.Tensor], torch.Tensor]):
-        super().__init__()
-        self.info = info
-        self.net = net
-        self._normalise = normalise
-        self.requires_grad_(False)
-        self.eval()
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """Central crop of ``info.crop`` of the canvas, resized to the input size, normalised."""
-        side = x.shape[-1]
-        crop = int(round(self.info.crop * side))
-        off = (side - crop) // 2
-        x = x[..., off:off + crop, off:off + crop]
-        return self._normalise(resize(x, self.info.input_size))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels-last lets oneDNN pick its faster convolutions (FaceNet fwd+bwd ~20 % on CPU)
-        x = self.preprocess(x).contiguous(memory_format=torch.channels_last)
-        return F.normalize(self.net(x).flatten(1).float(), dim=1)
-
-    def train(self, mode: bool = True):
-        # Frozen extractors stay in eval mode (BatchNorm statistics, no dropout); fine-tuning
-        # code that needs train mode calls ``net.train()`` on the parts it trains.
-        return super().train(False)
-
-    @torch.no_grad()
-    def embed(self, canvases, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-        """Embeddings of uint8 canvases (N, H, W, 3) or float (N, 3, H, W), without gradients, on CPU."""
-        from tqdm.auto import tqdm
-
-        from ..faces import to_tensor
-        out = []
-        n = len(canvases)
-        for start in tqdm(range(0, n, batch_size), desc=f"embed ({self.name})", disable=not progress, leave=False):
-            batch = canvases[start:start + batch_size]
-            batch = to_tensor(batch, self.device) if not torch.is_tensor(batch) else batch.to(self.device)
-            out.append(self(batch).cpu())
-        return torch.cat(out) if out else torch.empty(0, self.info.embedding_dim)
-
-
-def wheel_file(package: str, relative: str, install: str):
-    """A file inside an installed package, found without importing it (some import TensorFlow).
-
-    Raises ``WeightsUnavailable`` naming the ``install`` command when the package is missing.
-    """
-    import importlib.util
-    from pathlib import Path
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailable(f"these weights come with the '{package}' package: {install}")
-    return Path(list(spec.submodule_search_locations)[0]) / relative
-
-
-def file_status(weights_path: Callable[[], "object"]) -> tuple[bool, str]:
-    """(available, where) for weights shipped as one file; never raises."""
-    try:
-        path = weights_path()
-    except WeightsUnavailable as exc:
-        return False, str(exc)
-    return path.exists(), str(path)
-
-
-def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
-    """FaceNet's prewhitening: each image to zero mean and unit standard deviation."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    std = x.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
-    return (x - mean) / std.clamp_min(1.0 / (x[0].numel() ** 0.5))
+__all__ = ["Entry", "Extractor", "ModelInfo", "WeightsUnavailable", "file_status", "standardise_per_image",
+           "wheel_file"]
 
 
 # Registry ---------------------------------------------------------------------------------------
 
-from . import dlib as _dlib, facenet as _facenet, online as _online, sface as _sface  # noqa: E402
-
-REGISTRY: dict[str, tuple[ModelInfo, Callable[[bool], Extractor], Callable[[], tuple[bool, str]]]] = {}
+REGISTRY: dict[str, Entry] = {}
 
 
-def register(info: ModelInfo, build: Callable[[bool], Extractor], status: Callable[[], tuple[bool, str]]) -> None:
-    """Add an extractor. ``build(pretrained)`` returns it (``pretrained=False``: random weights);
-    ``status()`` says whether its weights are on disk now, and where they are or come from."""
-    REGISTRY[info.name] = (info, build, status)
+def register(entry: Entry) -> None:
+    """Add an extractor to the zoo (see ``Entry``)."""
+    REGISTRY[entry.info.name] = entry
 
 
 for _module in (_facenet, _dlib, _sface, _online):
     for _entry in _module.entries():
-        register(*_entry)
+        register(_entry)
 
 
 def register_onnx(path, name: str | None = None, year: int = 2021, training_data: str = "see its source",
@@ -179,7 +68,7 @@ def register_onnx(path, name: str | None = None, year: int = 2021, training_data
     def build(pretrained: bool = True) -> Extractor:
         return Extractor(info, _sface.OnnxChain(path, random_weights=not pretrained), lambda x: x * 2.0 - 1.0)
 
-    register(info, build, lambda: (path.exists(), str(path)))
+    register(Entry(info, build, lambda: (path.exists(), str(path))))
     _load_cached.cache_clear()  # a name registered again may point at another file
     return info
 
@@ -190,13 +79,13 @@ FUTURE_MODEL = "sface"  # the newest offline model, never attacked by default
 
 def model_names(offline: bool | None = None) -> list[str]:
     """Registered names, in publication order; ``offline`` filters."""
-    infos = sorted((entry[0] for entry in REGISTRY.values()), key=lambda i: (i.year, i.name))
+    infos = sorted((entry.info for entry in REGISTRY.values()), key=lambda i: (i.year, i.name))
     return [i.name for i in infos if offline is None or i.offline == offline]
 
 
 def model_info(name: str) -> ModelInfo:
     try:
-        return REGISTRY[name][0]
+        return REGISTRY[name].info
     except KeyError:
         raise KeyError(f"Unknown model {name!r}; known: {', '.join(model_names())}") from None
 
@@ -207,7 +96,7 @@ def default_device() -> torch.device:
 
 @functools.lru_cache(maxsize=None)
 def _load_cached(name: str, device: str) -> Extractor:
-    return REGISTRY[name][1](True).to(device)
+    return REGISTRY[name].build(True).to(device)
 
 
 def load_model(name: str, device: str | torch.device | None = None, pretrained: bool = True) -> Extractor:
@@ -218,14 +107,14 @@ def load_model(name: str, device: str | torch.device | None = None, pretrained: 
     model_info(name)
     device = str(device or default_device())
     if not pretrained:
-        return REGISTRY[name][1](False).to(device)
+        return REGISTRY[name].build(False).to(device)
     return _load_cached(name, device)
 
 
 def availability(name: str) -> tuple[bool, str]:
     """Whether ``name``'s weights are on disk now (no network needed), and where they are or come from."""
     model_info(name)
-    return REGISTRY[name][2]()
+    return REGISTRY[name].status()
 
 
 def load_backbone(name: str = "efficientnet-lite0", pretrained: bool = True) -> nn.Module:
@@ -256,35 +145,17 @@ def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: 
     return cached_embeddings(key, lambda: load_model(name), canvases, cache, batch_size, progress)
 
 
-def head_split(model: Extractor) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module]:
+def head_split(model: Extractor) -> tuple[Callable, nn.Module]:
     """Split an offline extractor into a frozen trunk and a trainable copy of its last layers.
 
     Returns (trunk, head): ``trunk(canvases)`` gives penultimate features (no gradients needed),
     ``head(features)`` the raw embedding, as the full model computes it before normalising.
-    Used by fine-tuning (the end-to-end classifier, the adaptive defence).
+    Used by fine-tuning (the end-to-end classifier, the adaptive defence). Each model module
+    declares its own split (``Entry.head_split``).
     """
-    import copy
-    net = model.net
-    if model.name == "facenet-keras":
-        def trunk(x):
-            x = model.preprocess(x)
-            for name in ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
-                         "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8", "avgpool_1a"):
-                x = getattr(net, name)(x)
-            return x.flatten(1)
-        head = nn.Sequential(copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn))
-    elif model.name == "dlib-resnet":
-        def trunk(x):
-            x = F.max_pool2d(F.relu(net.stem(model.preprocess(x))), 3, 2)
-            return net.blocks(x).mean(dim=(2, 3))
-        head = copy.deepcopy(net.fc)
-    elif model.name == "sface":
-        cut = next(i for i, node in enumerate(net.nodes) if node[0] == "Flatten") + 1
-
-        def trunk(x):
-            return net(model.preprocess(x), stop=cut)
-        head = net.head_module(cut)
-    else:
+    split = REGISTRY[model.name].head_split
+    if split is None:
         raise NotImplementedError(f"no head split for {model.name}")
+    trunk, head = split(model)
     head.requires_grad_(True)
     return trunk, head

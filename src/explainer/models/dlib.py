@@ -18,6 +18,7 @@ torch ops. What dlib does that torch does not do by itself, reproduced here:
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import Extractor, ModelInfo, file_status, wheel_file
+from .base import Entry, Extractor, ModelInfo, file_status, wheel_file
 
 NAME = "dlib-resnet"
 
@@ -257,5 +258,16 @@ INFO = ModelInfo(
     offline=True, crop=0.7, role="attacker's era (Fawkes v1.0 ensemble, LowKey)")
 
 
+def head_split(model: Extractor) -> tuple:
+    """(trunk, head): the stem and residual blocks, average-pooled, frozen; a copy of the final
+    fully connected layer, to fine-tune."""
+    net = model.net
+
+    def trunk(x):
+        x = F.max_pool2d(F.relu(net.stem(model.preprocess(x))), 3, 2)
+        return net.blocks(x).mean(dim=(2, 3))
+    return trunk, copy.deepcopy(net.fc)
+
+
 def entries():
-    return [(INFO, build, status)]
+    return [Entry(INFO, build, status, head_split)]

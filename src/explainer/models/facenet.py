@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import Extractor, ModelInfo, file_status, wheel_file, standardise_per_image
+from .base import Entry, Extractor, ModelInfo, file_status, standardise_per_image, wheel_file
 
 NAME = "facenet-keras"
 
@@ -155,5 +155,18 @@ INFO = ModelInfo(
     offline=True, crop=0.75, role="attacker's era (Fawkes, LowKey)")
 
 
+def head_split(model: Extractor) -> tuple:
+    """(trunk, head): every stage up to the average pool, frozen; a copy of the last linear layer
+    and its BatchNorm, to fine-tune."""
+    net = model.net
+
+    def trunk(x):
+        x = model.preprocess(x)
+        for name in STAGES[:STAGES.index("last_linear")]:
+            x = getattr(net, name)(x)
+        return x.flatten(1)
+    return trunk, nn.Sequential(copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn))
+
+
 def entries():
-    return [(INFO, build, status)]
+    return [Entry(INFO, build, status, head_split)]

@@ -12,15 +12,14 @@ file and where to put it, instead of the libraries' long retry loops.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from . import Extractor, ModelInfo, WeightsUnavailable, wheel_file
+from ..network import host_reachable
+from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, wheel_file
 
-PROBE_TIMEOUT_S = 3.0
 OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, sface) still work without it."
 
 FACENET_URLS = {
@@ -34,15 +33,6 @@ CLIP_TAGS = {"clip-vit-b32-openai": "openai", "clip-vit-b32-laion2b": "laion2b_s
 CLIP_HF_REPOS = {"openai": "timm/vit_base_patch32_clip_224.openai", "laion2b_s34b_b79k": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"}
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def host_reachable(host: str, port: int = 443, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to ``host`` opens within ``timeout`` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # facenet-pytorch -----------------------------------------------------------------------------
@@ -161,7 +151,7 @@ def entries():
             build, status = _facenet_build("casia-webface" if "casia" in info.name else "vggface2", info)
         else:
             build, status = _clip_build(info.name, info)
-        out.append((info, build, status))
+        out.append(Entry(info, build, status))
     return out
 
 

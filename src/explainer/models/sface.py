@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import Extractor, ModelInfo, file_status, wheel_file
+from .base import Entry, Extractor, ModelInfo, file_status, wheel_file
 
 NAME = "sface"
 
@@ -157,5 +157,15 @@ INFO = ModelInfo(
     offline=True, crop=0.7, role="the future model: never attacked by default")
 
 
+def head_split(model: Extractor) -> tuple:
+    """(trunk, head): the graph up to its Flatten, frozen; the nodes after it, to fine-tune."""
+    net = model.net
+    cut = next(i for i, node in enumerate(net.nodes) if node[0] == "Flatten") + 1
+
+    def trunk(x):
+        return net(model.preprocess(x), stop=cut)
+    return trunk, net.head_module(cut)
+
+
 def entries():
-    return [(INFO, build, status)]
+    return [Entry(INFO, build, status, head_split)]
