@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from explainer import attacks, models, protocol, tensors
+from explainer.cache import Cache
 
 DEFAULT_RUNS = ["fawkes-v0.3:min", "fawkes-v0.3:low", "fawkes-v0.3:mid", "fawkes-v1.0:low", "fawkes-v1.0:mid",
                 "fawkes-v1.0:high", "lowkey:paper"]
@@ -30,23 +31,14 @@ def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, 
     stamps = []
     hook = lambda step: stamps.append(time.perf_counter())  # noqa: E731
     start = time.perf_counter()
-    if attack == "fawkes-v0.3":
-        pool_emb = models.load_model(names[0], "cpu").embed(pool[0]).numpy()
-        own = extractors[0].embed(canvases).numpy()
-        targets = attacks.choose_targets(own, labels, pool_emb, pool[1], seed)
-        target_emb = [torch.tensor(np.stack([own[i] + 2 * (pool_emb[pool[1] == targets[labels[i]]].mean(0)
-                                                          - own[labels == labels[i]].mean(0))
-                                             for i in range(len(own))]))]
-        out, _ = attacks.fawkes_v03_batch(x, extractors, target_emb, mode, seed, step_hook=hook)
-    elif attack == "fawkes-v1.0":
-        out, _ = attacks.fawkes_v10_batch(x, extractors, mode, seed, step_hook=hook)
-    else:
-        out, _, _ = attacks.lowkey_batch(x, extractors, seed, step_hook=hook)
+    spec = attacks.get(attack)
+    prepared = spec.prepare(canvases, names, labels, pool, seed, Cache())
+    out, _, _ = spec.run_batch(x, extractors, mode, seed, None, hook, spec.steps(mode), prepared, 0)
     steps = np.diff([start] + stamps)
     step_s = float(np.median(steps[1:]))  # the first step includes warm-up
     cloaked = tensors.to_uint8(out)
     d, linf, shift = attacks.measure(x, cloaked, names)
-    bare = attacks.bare_step_seconds(extractors, x, attack == "lowkey")
+    bare = attacks.bare_step_seconds(extractors, x, attack)
     return {"attack": attack, "mode": mode, "models": list(names), "images": len(x), "steps": len(stamps),
             "s_per_image_step": round(step_s / len(x), 4), "overhead_ratio": round(step_s / bare, 3),
             "bare_fwd_bwd_s_per_image": round(bare / len(x), 4),

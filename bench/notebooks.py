@@ -78,7 +78,7 @@ def floor_seconds(profile: str, data: str, seed: int = 0, batch: int = 8) -> dic
     precision = attacks.attack_precision("cpu")
     for a in attacks.ATTACKS:
         extractors = [attacks.attack_extractor(models.load_model(n, "cpu"), precision) for n in attacks.DEFAULT_MODELS[a]]
-        per_image_step[a] = attacks.bare_step_seconds(extractors, x, a == "lowkey") / len(x)
+        per_image_step[a] = attacks.bare_step_seconds(extractors, x, a) / len(x)
     rows = [{**r, "floor_s": round(r["photos"] * r["steps"] * per_image_step[r["attack"]], 1)} for r in workload]
     return {"threads": torch.get_num_threads(), "precision": precision, "batch": batch, "bare_s_per_image_step": {k: round(v, 4) for k, v in per_image_step.items()},
             "cloaks": rows, "floor_s": round(sum(r["floor_s"] for r in rows), 1)}

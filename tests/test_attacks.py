@@ -129,7 +129,8 @@ def test_fawkes_budget_holds_on_grayscale_8_bit_cloaks(setting, tmp_path):
 def test_an_interrupted_preparation_keeps_every_finished_batch(setting, monkeypatch, tmp_path):
     """Stopping a long cloaking run (Ctrl-C, a closed laptop) loses only the batch in progress."""
     monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 2, 25))  # resumption is under test, not the attack
-    real, calls = attacks.fawkes_v10_batch, []
+    spec = attacks.get("fawkes-v1.0")
+    real, calls = spec.run_batch, []
 
     def flaky(x, *args, **kwargs):
         calls.append(len(x))
@@ -137,7 +138,7 @@ def test_an_interrupted_preparation_keeps_every_finished_batch(setting, monkeypa
             raise KeyboardInterrupt
         return real(x, *args, **kwargs)
 
-    monkeypatch.setattr(attacks, "fawkes_v10_batch", flaky)
+    monkeypatch.setattr(spec, "run_batch", flaky)
     canvases, cache = setting.canvases[:4], Cache(tmp_path)
     with pytest.raises(KeyboardInterrupt):
         attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=False)

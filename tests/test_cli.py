@@ -60,6 +60,8 @@ def test_cloak_a_real_photo_and_fail_cleanly_on_bad_ones(lfw_path, tmp_path, cap
 def test_every_experiment_is_a_cli_choice_and_prints_its_rows(capsys):
     from explainer import experiments
     assert sorted(cli.EXPERIMENT_NAMES) == sorted(experiments.EXPERIMENTS)
+    from explainer import attacks
+    assert tuple(cli.ATTACK_NAMES) == attacks.ATTACKS
     cli.print_results("adaptive", {"results": [
         {"attack": "lowkey", "recipe": "align", "start": "repeat_1", "classifier": "1nn", "protection_rate_before": 1.0,
          "protection_rate": 0.1, "clean_accuracy_before": 0.99, "clean_accuracy": 0.98, "train_s": 200.0}]})

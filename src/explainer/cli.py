@@ -104,6 +104,7 @@ def _parse_kv(items: list[str]) -> dict:
     return out
 
 
+ATTACK_NAMES = ["fawkes-v0.3", "fawkes-v1.0", "lowkey"]  # attacks.ATTACKS (checked by a test): --help imports no torch
 EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]  # keys of experiments.EXPERIMENTS (checked by a test)
 
 
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-html", action="store_true")
     c = sub.add_parser("cloak", help="cloak your own photos, like the Fawkes command line")
     c.add_argument("photos", nargs="+", metavar="PHOTO")
-    c.add_argument("--attack", default="fawkes-v1.0", choices=["fawkes-v0.3", "fawkes-v1.0", "lowkey"])
+    c.add_argument("--attack", default="fawkes-v1.0", choices=ATTACK_NAMES)
     c.add_argument("--mode", default=None, help="attack mode (default: high; LowKey has one setting)")
     c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files")
     c.add_argument("--seed", type=int, default=0)

@@ -101,12 +101,10 @@ def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, pr
     with the profile's ``public_modes`` run for ``public_steps`` (cached; no iterates are kept)."""
     budget = resolve(profile).defender
     mode = budget.modes[attack]
-    idx = public.all
-    kwargs = {}
-    if attack == "fawkes-v0.3":  # targets from every public user's scraped photos
-        kwargs = {"users": setting.labels[idx], "pool": protocol.target_pool(setting)}
-    return attacks.cloak(setting.canvases[idx], attack, mode, seed=seed, progress=progress, cache=cache,
-                         steps=budget.steps[attack], **kwargs)
+    idx = public.all  # a targeted tool draws targets from every public user's scraped photos
+    return attacks.cloak(setting.canvases[idx], attack, mode, users=setting.labels[idx],
+                         pool=protocol.target_pool(setting), seed=seed, progress=progress, cache=cache,
+                         steps=budget.steps[attack])
 
 
 # The adaptive defence: a robust extractor -------------------------------------------------------
@@ -313,8 +311,8 @@ def lowkey_extra(setting: protocol.Setting, public: PublicData, profile: str, se
     extra = lowkey_extra_photos(setting, public, profile, seed, share)
     if not len(extra):
         return extra, setting.canvases[:0]
-    cloaked = attacks.cloak(setting.canvases[extra], "lowkey", budget.modes["lowkey"], seed=seed + 1,
-                            progress=progress, cache=cache, steps=budget.steps["lowkey"]).cloaked
+    cloaked = attacks.cloak(setting.canvases[extra], attacks.HARDEST, budget.modes[attacks.HARDEST], seed=seed + 1,
+                            progress=progress, cache=cache, steps=budget.steps[attacks.HARDEST]).cloaked
     return extra, cloaked
 
 

@@ -113,7 +113,8 @@ def _time_travel(report, attack, model):
 
 
 def _clip(report):
-    rows = [r for r in report["results"] if r["attack"] == "lowkey" and r["model"].startswith("clip")]
+    attack = paper.figure("facecure-oblivious-lowkey-clip").attack
+    rows = [r for r in report["results"] if r["attack"] == attack and r["model"].startswith("clip")]
     ready = [r for r in rows if r["available"]]
     if ready:
         return _rate(ready[0]), f"lowkey on {ready[0]['model']}, 1-NN"

@@ -1,0 +1,198 @@
+"""Experiment 2 (notebook 02): a trainer with the cloaking tools trains a robust extractor."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import attacks, defences, models, paper, protocol
+from ..maps import umap_coords
+from ..profiles import resolve
+from .common import common_settings, original_and_robust, record_run, adaptive_model, cloaked_setting, defender_data
+
+
+@dataclass
+class AdaptiveRun:
+    """Experiment 2: a trainer with the cloaking tools trains a robust extractor; protection collapses."""
+
+    setting: protocol.Setting
+    profile: str
+    seed: int
+    public: "defences.PublicData"
+    cloaks: dict[str, attacks.CloakResult]  # the protected users' cloaks
+    public_cloaks: dict[str, attacks.CloakResult]
+    robust: dict[str, "defences.RobustModel"]  # the selected model per recipe
+    results: list[dict]
+    candidates: list[dict]
+    clean_photo: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"results": self.results, "candidates": self.candidates, "one_clean_photo": self.clean_photo,
+                "settings": self.settings, "paper": paper.entries("adaptive")}
+
+
+def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifiers, seed) -> dict:
+    """Per (attack, classifier): protection rate and CI, and the clean accuracy (nobody protected)."""
+    split, labels = setting.split, setting.labels
+    out = {}
+    for classifier in classifiers:
+        clean_acc = 1.0 - protocol.clean_error(split, labels, clean_emb, classifier, seed)
+        for attack_name, cloaked in protected_emb.items():
+            ev = protocol.evaluate_embeddings(split, labels, clean_emb, cloaked, classifier, seed)
+            out[attack_name, classifier] = {"protection_rate": ev.protection_rate, "protection_ci": ev.protection_ci,
+                                            "clean_accuracy": clean_acc}
+    return out
+
+
+def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes: tuple[str, ...] = defences.RECIPES,
+                 starts: tuple[str, ...] = defences.STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
+                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True, progress: bool = True,
+                 cache=None) -> AdaptiveRun:
+    """Train robust FaceNets on the defender's own cloaks of public users; rerun the protocol.
+
+    For each recipe, every start stage in ``starts`` is trained and scored on held-out public
+    users (``defences.validation_scores``); the one ``defences.select`` picks is the recipe's
+    result. ``candidates`` holds every model tried (what fails as well as what works) and, with
+    ``ablations``, a model trained without LowKey's cloaks. ``one_clean_photo`` reruns the
+    protocol with one unperturbed photo of each protected user in the gallery.
+    """
+    start_time = time.perf_counter()
+    base = "facenet-keras"
+    resolved = resolve(profile)
+    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    n_train = len(public.train)
+
+    def scores(embed) -> tuple[dict, dict]:
+        clean_emb = embed(setting.canvases)
+        protected_emb = {a: dict(zip(protected_idx.tolist(), embed(c.cloaked))) for a, c in cloaks.items()}
+        test = _protocol_rows(setting, clean_emb, protected_emb, classifiers, seed)
+        val = {a: defences.validation_scores(setting, public, clean_emb, embed(c.cloaked[n_train:]), seed=seed)
+               for a, c in pub_cloaks.items()}
+        return test, val
+
+    before, before_val = scores(lambda c: models.embeddings(base, c, cache, progress=False))
+    before_val_clean = float(np.mean([v["clean_accuracy"] for v in before_val.values()]))
+
+    def candidate(recipe, start, trained_on):
+        robust = adaptive_model(setting, public, {a: pub_cloaks[a] for a in trained_on}, profile, recipe, start, seed,
+                                progress, cache)
+        test, val = scores(lambda c: robust.embeddings(c, cache))
+        return {"recipe": recipe, "start": start, "trained_on": list(trained_on), "train_s": round(robust.train_s, 1),
+                "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
+                "validation_clean_accuracy": round(float(np.mean([v["clean_accuracy"] for v in val.values()])), 4),
+                "test": test, "model": robust}
+
+    tried = [candidate(r, s, tuple(attack_names)) for r in recipes for s in starts]
+    chosen = {r: defences.select([c for c in tried if c["recipe"] == r], before_val_clean) for r in recipes}
+    if ablations and attacks.HARDEST in attack_names and len(attack_names) > 1:
+        without = tuple(a for a in attack_names if a != attacks.HARDEST)
+        tried.append(candidate("align", chosen["align"]["start"] if "align" in chosen else starts[-1], without))
+
+    def rows(c, selected):
+        return [{"attack": a, "recipe": c["recipe"], "start": c["start"], "trained_on": c["trained_on"],
+                 "classifier": k, "selected": selected,
+                 "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+                 "protection_rate_before": round(before[a, k]["protection_rate"], 4),
+                 "clean_accuracy": round(v["clean_accuracy"], 4),
+                 "clean_accuracy_before": round(before[a, k]["clean_accuracy"], 4), "train_s": c["train_s"],
+                 "validation_protection": c["validation_protection"],
+                 "validation_clean_accuracy": c["validation_clean_accuracy"]} for (a, k), v in c["test"].items()]
+
+    results = [r for c in chosen.values() for r in rows(c, True)]
+    candidate_rows = [r for c in tried for r in rows(c, any(c is s for s in chosen.values()))]
+
+    clean_photo = []
+    for label, embed in original_and_robust([c["model"] for c in chosen.values()], cache).items():
+        clean_emb = embed(setting.canvases)
+        for a, c in cloaks.items():
+            ev = defences.with_clean_photos(split, labels, clean_emb, dict(zip(protected_idx.tolist(), embed(c.cloaked))),
+                                            seed=seed)
+            clean_photo.append({"model": label, "attack": a, "classifier": "1nn", "clean_photos_per_user": 1,
+                                "protection_rate": round(ev.protection_rate, 4),
+                                "protection_ci": [round(x, 4) for x in ev.protection_ci]})
+    run_settings = {**common_settings(setting, profile, seed), "base": base,
+                    "public_identities": int(len(public.train_identities)),
+                    "validation_identities": int(len(public.validation_identities)),
+                    "public_pairs_per_attack": int(n_train),
+                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
+                    "public_steps": {a: resolved.defender.steps[a] for a in attack_names},
+                    "modes": {a: resolved.users.modes[a] for a in attack_names},
+                    "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
+                    if attacks.HARDEST in attack_names else 0,
+                    "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr,
+                    "validation_clean_accuracy_before": round(before_val_clean, 4),
+                    "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return record_run("adaptive", AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks,
+                                             {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
+                                             clean_photo, run_settings), source)
+
+
+def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0, cache=None
+                  ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
+    """Coordinates for the before/after UMAP widget: the protected users' clean probes and their
+    ``attack`` cloaks (a separate group, "NAME (cloaked)"), with the clean photos of ``others``
+    public users, under the original model and each robust one (one UMAP fitted per model).
+
+    Returns (coords by model name, group labels, group names).
+    """
+    setting, split, labels = run.setting, run.setting.split, run.setting.labels
+    protected_idx = split.protected_train(labels)
+    public_ids = np.setdiff1d(np.unique(labels), split.protected)[:others]
+    shown = np.flatnonzero(np.isin(labels, public_ids))
+    probes = split.protected_test(labels)
+    n_names = len(setting.names)
+    group = np.concatenate([labels[shown], labels[probes], labels[protected_idx] + n_names])
+    names = list(setting.names) + [f"{n} (cloaked)" for n in setting.names]
+    embedders = original_and_robust(list(run.robust.values()), cache)
+    coords = {}
+    for name, embed in embedders.items():
+        clean = embed(setting.canvases)
+        emb = np.concatenate([clean[shown], clean[probes],
+                              embed(run.cloaks[attack].cloaked)])
+        coords[name] = umap_coords(emb, seed=seed, cache=cache)[0]
+    return coords, group, names
+
+
+def cloak_shift(clean_emb: np.ndarray, cloaked_emb: np.ndarray) -> float:
+    """Mean squared distance between unit embeddings of cloaks and of the clean photos they were
+    made from, row by row (0: the model does not see the cloak; up to 4: opposite)."""
+    return float(((cloaked_emb - clean_emb) ** 2).sum(axis=1).mean())
+
+
+def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
+    """How far cloaks still move photos, under the original FaceNet and each selected robust
+    model, for three sets of cloaks: the defender's training pairs, held-out public users', and
+    the protected users' (never seen). A robust model that pulls its own training pairs together
+    but not the others has learnt those cloaks, not the attack: it needs more pairs. The last row
+    is the scale: two clean photos of one person."""
+    setting, public, n = run.setting, run.public, len(run.public.train)
+    protected_idx = setting.split.protected_train(setting.labels)
+    groups = {"defender's training pairs": public.train, "held-out public users": public.validation,
+              "protected users": protected_idx}
+    rows = {(a, g): {"attack": a, "cloaks": g, "photos": len(idx)} for a in run.cloaks for g, idx in groups.items()}
+    held_out = public.validation
+    scale = {"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out)}
+    for name, embed in original_and_robust(list(run.robust.values()), cache).items():
+        clean = embed(setting.canvases)  # every photo embedded once per model
+        for a in run.cloaks:
+            public_emb = embed(run.public_cloaks[a].cloaked)
+            cloaked = {"defender's training pairs": public_emb[:n], "held-out public users": public_emb[n:],
+                       "protected users": embed(run.cloaks[a].cloaked)}
+            for g, idx in groups.items():
+                rows[a, g][name] = round(cloak_shift(clean[idx], cloaked[g]), 3)
+        # The scale to read them on: how far apart two clean photos of one (held-out) person are.
+        scale[name] = round(same_person_distance(clean[held_out], setting.labels[held_out]), 3)
+    return [*rows.values(), scale]
+
+
+def same_person_distance(emb: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared distance between unit embeddings of two different photos of the same person."""
+    d = ((emb[:, None, :] - emb[None, :, :]) ** 2).sum(-1)
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
+    return float(d[same].mean())

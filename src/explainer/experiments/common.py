@@ -1,0 +1,136 @@
+"""What every experiment starts from: the setting, the users' cloaks, the defender's public
+photos and cloaks, the adaptive model, and how a report is recorded. The one place the
+shared prologue of the experiments lives."""
+from __future__ import annotations
+
+
+
+from .. import attacks, defences, models, protocol
+from .. import results as store
+from ..profiles import resolve
+
+
+def common_settings(setting: protocol.Setting, profile: str, seed: int) -> dict:
+    """What every report's ``settings`` opens with: the data, its size and the protected test photos."""
+    return {"data": setting.faces.source, "profile": profile, "seed": seed,
+            "identities": setting.faces.n_identities, "photos": len(setting.faces),
+            "protected_users": int(len(setting.split.protected)),
+            "protected_test_photos": int(len(setting.split.protected_test(setting.labels)))}
+
+
+def record_run(name: str, run, source):
+    """Record ``run``'s report for notebook 07 (``explainer.results``) and return the run."""
+    store.record(name, run.to_json(), source, run.profile, run.seed)
+    return run
+
+
+def evaluation_models() -> list[str]:
+    """The offline extractors, in publication order (online ones join when their weights are present)."""
+    return [n for n in models.model_names() if models.availability(n)[0]]
+
+
+def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed: int = 0,
+                     progress: bool = True, cache=None) -> attacks.CloakResult:
+    """Cloaks of every protected user's training photos, with the profile's mode (cached).
+
+    About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
+    experiment asks for the same ones, so they are computed once and shared through the cache.
+    """
+    users = resolve(profile).users
+    mode = users.modes[attack]
+    steps = users.steps_of(attack)
+    record_every = max(1, attacks.steps_of(attack, mode, steps) // 10)
+    split, labels = setting.split, setting.labels
+    idx = split.protected_train(labels)
+    # a targeted tool draws targets from the public users' scraped photos
+    return attacks.cloak(setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting),
+                         seed=seed, record_every=record_every, progress=progress, cache=cache, steps=steps)
+
+
+def cloaked_setting(source, profile: str, seed: int = 0, attack_names=attacks.ATTACKS, progress: bool = True,
+                    cache=None) -> tuple[protocol.Setting, dict[str, attacks.CloakResult]]:
+    """What every experiment after 01 starts from: the setting and the protected users' cloaks."""
+    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    return setting, {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+
+
+def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
+                  progress: bool = True, cache=None) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
+    """The public users' photos the defender cloaks, and its cloaks of them per attack (cached)."""
+    public = defences.profile_public_data(setting, profile, seed)
+    return public, {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+
+
+def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
+                   profile: str, recipe: str = "align", start: str = defences.STARTS[-1], seed: int = 0,
+                   progress: bool = True, cache=None, lowkey_share: float | None = None, epochs: int | None = None,
+                   lr: float | None = None) -> "defences.RobustModel":
+    """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
+    among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
+    ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
+    and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
+    (``bench/adaptive_pairs.py`` varies them)."""
+    training = resolve(profile).training
+    extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share if attacks.HARDEST in public_cloaks else 0,
+                                  progress, cache)
+    clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
+    return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
+                                 epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,
+                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress)
+
+
+def original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:
+    """``canvases -> unit embeddings`` by name: the original FaceNet, then each robust model."""
+    base = "facenet-keras"
+    embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
+    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in robust})
+    return embedders
+
+
+def embedder(name: str, cache=None):
+    """``canvases -> embeddings`` for a zoo model, or the reason it cannot run here (offline)."""
+    ok, where = models.availability(name)
+    if not ok:
+        return None, where
+    if not models.model_info(name).offline:  # downloaded weights may still fail to load
+        try:
+            models.load_model(name)
+        except models.WeightsUnavailable as exc:
+            return None, str(exc)
+    return (lambda c: models.embeddings(name, c, cache, progress=False)), where
+
+
+def rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def cloak_workload(source=None, profile: str = "classroom", seed: int = 0) -> list[dict]:
+    """Every cloak the notebooks of a profile compute cold: attack, mode, steps and photo count,
+    for the protected users (notebook 01 on), the defender's public photos (02 on; with the
+    profile's further LowKey pairs, ``public-lowkey``) and the extra modes of notebook 01's viewer. What the cold preparation time is made of."""
+    setting = protocol.load_setting(source, profile, seed, progress=False)
+    resolved = resolve(profile)
+    users, budget = resolved.users, resolved.defender
+    n_protected = len(setting.split.protected_train(setting.labels))
+    public = defences.profile_public_data(setting, profile, seed)
+    n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed))
+    rows = []
+    for a in attacks.ATTACKS:
+        for role, n, mode, steps in (("protected", n_protected, users.modes[a], users.steps_of(a)),
+                                     ("public", len(public.all), budget.modes[a], budget.steps[a])):
+            rows.append({"attack": a, "role": role, "mode": mode, "steps": attacks.steps_of(a, mode, steps),
+                         "photos": n})
+    if n_extra:  # defences.lowkey_extra
+        mode = budget.modes[attacks.HARDEST]
+        rows.append({"attack": attacks.HARDEST, "role": "public-lowkey", "mode": mode,
+                     "steps": attacks.steps_of(attacks.HARDEST, mode, budget.steps[attacks.HARDEST]), "photos": n_extra})
+    if profile != "ci":  # viewer_results(extra_modes=True): one photo in each other mode
+        for a, wanted in VIEWER_EXTRA_MODES.items():
+            for mode in wanted:
+                if mode != users.modes[a]:
+                    rows.append({"attack": a, "role": "viewer", "mode": mode, "steps": attacks.steps_of(a, mode), "photos": 1})
+    return rows
+
+
+# The other Fawkes modes notebook 01's viewer shows on one photo (up to ``mid``/``high``: cheap)
+VIEWER_EXTRA_MODES = {"fawkes-v0.3": ("min", "low", "mid"), "fawkes-v1.0": ("low", "mid", "high")}
