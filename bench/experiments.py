@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from explainer import experiments, models, results
+from explainer import experiments, models, results, results_page
 
 NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]
 PAGE_HEADER = """# Results
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         title = f"{results.source_id(args.data).rsplit('/', 1)[-1]} ({args.profile})"
         meta = {"measured": datetime.date.today().isoformat(), "machine": machine(),
                 "wall time": f"{sum(report[n]['wall_s'] for n in args.only):.0f} s (cached artefacts not recomputed)"}
-        results.update_page(args.markdown, title, results.markdown_section(title, reports, meta), PAGE_HEADER)
+        results_page.update_page(args.markdown, title, results_page.markdown_section(title, reports, meta), PAGE_HEADER)
         print(f"wrote {title} into {args.markdown}", file=sys.stderr)
     return 0
 

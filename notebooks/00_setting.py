@@ -42,7 +42,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %%
 import pandas as pd
 
-from explainer import maps, models, profiles, protocol, results, viz
+from explainer import arms_race, maps, models, profiles, protocol, results, ui, viz
 
 viz.setup_notebook()
 pd.DataFrame(profiles.resolve(profile).rows())  # the run's size: who is scraped, who cloaks, what the trainer spends
@@ -56,7 +56,7 @@ pd.DataFrame(profiles.resolve(profile).rows())  # the run's size: who is scraped
 # users cloak once, before the photos are scraped; the trainer moves second, at any time after.
 
 # %%
-viz.scenario_figure().show()
+arms_race.scenario_figure().show()
 
 # %% [markdown]
 # ## The scraped faces
@@ -108,9 +108,7 @@ viz.accuracy_figure(list(accuracy), list(accuracy.values())).show()
 # %%
 coords = {n: maps.umap_coords(e, seed=seed)[0] for n, e in emb.items()}
 hover = [p.rsplit("/", 1)[-1] for p in faces.paths]
-umap_widget = viz.ModelUmapWidget(coords, faces.labels, faces.names, hover)
-viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP under {ready[0]}", hover),
-         umap_widget.widget, widgets)
+ui.ModelUmapWidget(coords, faces.labels, faces.names, hover).show(widgets)
 
 # %% [markdown]
 # ## What you should have seen
@@ -120,5 +118,5 @@ viz.show(viz.umap_figure(coords[ready[0]], faces.labels, faces.names, f"UMAP und
 # shapes the numbers:
 
 # %%
-print(f"clean 1-NN accuracy: " + ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items()))
+print("clean 1-NN accuracy: " + ", ".join(f"{n} {a:.3f}" for n, a in accuracy.items()))
 print(results.data_note(faces.source, len(split.protected_test(faces.labels))))

@@ -43,7 +43,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %%
 import pandas as pd
 
-from explainer import experiments, paper, results, viz
+from explainer import experiments, paper, results, ui, viz
 
 viz.setup_notebook()
 
@@ -67,8 +67,7 @@ run.settings
 # change of a pixel value.
 
 # %%
-viewer = viz.CloakViewer(experiments.viewer_results(run, extra_modes=profile != "ci", seed=seed))
-viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
+ui.CloakViewer(experiments.viewer_results(run, extra_modes=profile != "ci", seed=seed)).show(widgets)
 
 # %% [markdown]
 # ## The baseline result
@@ -104,9 +103,7 @@ table[table.attacked].pivot_table(index=["attack", "model"], columns="classifier
 # %%
 user = int(run.setting.split.protected[0])
 frames = experiments.iterate_frames(run, user, experiments.evaluation_models(), seed)
-umap_widget = viz.IterateUmapWidget(frames, run.setting.names, user)
-last = umap_widget.render(umap_widget.choice.value, len(umap_widget.frames[umap_widget.choice.value]["steps"]) - 1)
-viz.show(last, umap_widget.widget, widgets)
+ui.IterateUmapWidget(frames, run.setting.names, user).show(widgets)
 
 # %% [markdown]
 # ## What the paper found, and what this run found

@@ -55,7 +55,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %%
 import pandas as pd
 
-from explainer import experiments, paper, results, viz
+from explainer import experiments, paper, results, ui, viz
 
 viz.setup_notebook()
 
@@ -78,8 +78,7 @@ run.settings
 
 # %%
 public = run.setting.canvases[run.public.all]
-viewer = viz.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in run.public_cloaks.items()})
-viz.show(viewer.render(viewer.choice.value, 0), viewer.widget, widgets)
+ui.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in run.public_cloaks.items()}).show(widgets)
 
 # %% [markdown]
 # ## The result
@@ -138,9 +137,7 @@ pd.DataFrame(experiments.adaptive_generalisation(run))
 
 # %%
 coords, groups, names = experiments.adaptive_umap(run, attack="fawkes-v1.0", seed=seed)
-umap_widget = viz.ModelUmapWidget(coords, groups, names)
-viz.show(viz.umap_figure(coords[list(coords)[-1]], groups, names, f"UMAP under {list(coords)[-1]}"),
-         umap_widget.widget, widgets)
+ui.ModelUmapWidget(coords, groups, names, start=list(coords)[-1]).show(widgets)
 
 # %% [markdown]
 # ## A photo already online

@@ -35,7 +35,7 @@ extra_onnx_year: int = 2021
 # %%
 import pandas as pd
 
-from explainer import attacks, experiments, models, results, viz
+from explainer import arms_race, attacks, experiments, models, results, viz
 
 viz.setup_notebook()
 if extra_onnx:  # one more column below (see bench/newer_extractor.py for where to get one)
@@ -112,7 +112,7 @@ pd.DataFrame(run.verdicts())
 # notebook 02. Black marks: each judge's clean error.
 
 # %%
-viz.switching_figure(run.switching).show()
+arms_race.switching_figure(run.switching).show()
 
 # %%
 pd.DataFrame(run.switching).pivot_table(index=["old_attack", "new_attack", "uploads"], columns="model",

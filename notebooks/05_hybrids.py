@@ -38,7 +38,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %%
 import pandas as pd
 
-from explainer import experiments, results, viz
+from explainer import experiments, results, ui, viz
 
 viz.setup_notebook()
 
@@ -56,8 +56,7 @@ pd.DataFrame(run.results).T[["model", "clean_accuracy", "protection_rate"]]
 
 # %%
 pooled = experiments.pooled(run.test)
-threshold_widget = viz.ThresholdWidget(pooled, run.tau)
-viz.show(viz.hybrid_figure(pooled, run.tau), threshold_widget.widget, widgets)
+ui.ThresholdWidget(pooled, run.tau).show(widgets)
 
 # %% [markdown]
 # The same curve on the validation users the threshold was chosen on:

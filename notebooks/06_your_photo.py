@@ -43,7 +43,7 @@ mode: str = ""  # empty: the profile's mode for this attack
 photos: list = []  # paths of your photos; empty: the built-in sample faces
 
 # %%
-from explainer import attacks, experiments, profiles, results, viz
+from explainer import attacks, experiments, profiles, results, ui, viz
 
 viz.setup_notebook()
 chosen_mode = mode or profiles.resolve(profile).users.modes[attack]
@@ -115,10 +115,7 @@ print(results.your_photo_headline(run.to_json()))
 
 # %%
 modes = {a: attacks.modes(a) for a in attacks.ATTACKS}
-your_photo = viz.YourPhotoWidget(
+ui.YourPhotoWidget(
     lambda files, a, m, face: experiments.run_your_photo(files or None, a, m, data, profile, seed, face_choice=face),
-    modes, attack, chosen_mode)
-if widgets:
-    display(your_photo.widget)
-else:
-    print("Headless run: the upload widget needs a live kernel (JupyterLab).")
+    modes, attack, chosen_mode).show(widgets)
+

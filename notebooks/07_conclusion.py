@@ -30,7 +30,7 @@ seed: int = 0
 # %%
 import pandas as pd
 
-from explainer import paper, results, viz
+from explainer import arms_race, paper, results, viz
 
 viz.setup_notebook()
 reports = results.recorded(data, profile, seed)
@@ -49,7 +49,7 @@ print("Run these notebooks first, in order: " + ", ".join(missing) if missing el
 # %%
 race = results.arms_race(reports)
 if race:
-    viz.arms_race_figure(race).show()
+    arms_race.arms_race_figure(race).show()
 
 # %%
 if race:

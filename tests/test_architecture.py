@@ -1,6 +1,9 @@
-"""The package's shape: modules import downwards only, even inside functions."""
+"""The package's shape: modules import downwards only, even inside functions; rooms and functions
+stay small; only the attacks registry asks which attack it has."""
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "explainer"
 
@@ -75,3 +78,30 @@ def test_no_module_imports_a_module_that_imports_it_back():
 def test_the_cycle_check_finds_a_loop():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_rooms_and_functions_stay_small(path):
+    lines = path.read_text().splitlines()
+    assert len(lines) <= MAX_MODULE_LINES, f"{len(lines)} lines"
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            assert length <= MAX_FUNCTION_LINES, f"{node.name}: {length} lines"
+
+
+def test_no_attack_name_is_compared_outside_the_registry():
+    compared = []
+    for path in PACKAGE.rglob("*.py"):
+        if "attacks" in path.relative_to(PACKAGE).parts or path.name == "paper.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                for operand in [node.left, *node.comparators]:
+                    if isinstance(operand, ast.Constant) and operand.value in ("fawkes-v0.3", "fawkes-v1.0", "lowkey"):
+                        compared.append(f"{path.name}:{node.lineno}")
+    assert not compared, compared

@@ -89,11 +89,11 @@ def test_cloak_command_refuses_an_unknown_mode(capsys, corpus):
 
 
 def _widget(monkeypatch):
-    from explainer import attacks, experiments, viz
+    from explainer import attacks, experiments, ui
     monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 3, 25))  # input handling under test, not the attack
     compute = lambda files, a, m, face: experiments.run_your_photo(files or None, a, m, "orl", "ci", 0,  # noqa: E731
                                                                  face_choice=face, progress=False)
-    return viz.YourPhotoWidget(compute, {a: attacks.modes(a) for a in attacks.ATTACKS}, "fawkes-v1.0", "low")
+    return ui.YourPhotoWidget(compute, {a: attacks.modes(a) for a in attacks.ATTACKS}, "fawkes-v1.0", "low")
 
 
 def test_upload_widget_gives_one_line_per_bad_upload(corpus, monkeypatch):

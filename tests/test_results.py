@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from explainer import experiments, protocol, results
+from explainer import experiments, protocol, results, results_page
 
 
 def _reports():
@@ -78,7 +78,7 @@ def test_results_page_keeps_one_section_per_data_set(tmp_path):
     page = tmp_path / "docs" / "results.md"
     reports = _reports()
     for title in ("orl (classroom)", "lfw (classroom)", "orl (classroom)"):
-        results.update_page(page, title, results.markdown_section(title, reports, {"measured": title}), "# Results\n")
+        results_page.update_page(page, title, results_page.markdown_section(title, reports, {"measured": title}), "# Results\n")
     text = page.read_text()
     assert text.startswith("# Results") and text.count("## orl (classroom)") == 1 and "## lfw (classroom)" in text
     assert "| 01 poisoning | protection, attacked FaceNet (1-NN) | 1.00 | 0.90 | 0.80 |" in text

@@ -2,14 +2,14 @@
 import numpy as np
 import plotly.graph_objects as go
 
-from explainer import maps, viz
+from explainer import maps, ui, viz
 from explainer.attacks import CloakResult
 
 
 def test_umap_widget_dropdown_moves_the_points():
     labels = np.repeat([0, 1], 5)
     coords = {"a": np.zeros((10, 2)), "b": np.arange(20, dtype=float).reshape(10, 2)}
-    w = viz.ModelUmapWidget(coords, labels, ["x", "y"])
+    w = ui.ModelUmapWidget(coords, labels, ["x", "y"])
     assert np.allclose(w.figure.data[0].x, 0)
     w.dropdown.value = "b"  # what a click does
     assert np.allclose(w.figure.data[1].x, coords["b"][5:, 0])
@@ -20,7 +20,7 @@ def test_iterate_widget_slider_moves_the_cloaks():
     frames = {("fawkes", "m"): {"base": np.zeros((6, 2)), "base_labels": np.array([1, 1, 2, 2, 0, 0]),
                                 "user_test": np.ones((2, 2)), "iterates": np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2),
                                 "steps": np.array([0, 5, 10])}}
-    w = viz.IterateUmapWidget(frames, ["u", "v", "w"], user=0)
+    w = ui.IterateUmapWidget(frames, ["u", "v", "w"], user=0)
     assert np.allclose(w.figure.data[2].x, [0, 2])
     w.step.value = 2
     assert np.allclose(w.figure.data[2].x, [8, 10])
@@ -36,7 +36,7 @@ def test_cloak_viewer_switches_attack_and_photo():
         return CloakResult("a", "m", ("x",), cloaked, np.array([0.1, 0.2]), np.array([value / 255] * 2),
                            {"x": np.array([0.5, 0.6])})
 
-    v = viz.CloakViewer({"a low": (originals, result(3)), "b high": (originals, result(9))})
+    v = ui.CloakViewer({"a low": (originals, result(3)), "b high": (originals, result(9))})
     assert "L-inf 3/255" in v.figure.layout.title.text
     v.choice.value = "b high"
     assert "L-inf 9/255" in v.figure.layout.title.text
@@ -60,7 +60,7 @@ def test_threshold_widget_slider_moves_the_marker():
     from explainer.defences import HybridCurves
     single = {k: {"clean_accuracy": 0.9, "protection_rate": 0.5} for k in ("accurate", "robust", "top2")}
     curves = HybridCurves(np.array([0.0, 0.5, 1.0]), np.array([0.95, 0.99, 1.0]), np.array([0.05, 0.1, 0.9]), single, 0.1)
-    w = viz.ThresholdWidget(curves, tau=0.5)
+    w = ui.ThresholdWidget(curves, tau=0.5)
     assert w.slider.value == 1 and list(w.figure.data[-1].x) == [0.1]
     w.slider.value = 2
     assert list(w.figure.data[-1].x) == [0.9] and list(w.figure.data[-1].y) == [1.0]
@@ -113,3 +113,24 @@ def test_setup_notebook_spares_the_kernel_the_iri_parser_and_nbformat_still_vali
             "assert sys.modules.get('rfc3987_syntax') is None and 'lark' not in sys.modules, sorted(sys.modules)[:5]; "
             "import plotly.io as pio; assert pio.renderers.default == 'notebook'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_widgets_show_themselves_live_or_as_a_static_figure(capsys, monkeypatch):
+    frames = {("fawkes", "m"): {"base": np.zeros((6, 2)), "base_labels": np.array([1, 1, 2, 2, 0, 0]),
+                                "user_test": np.ones((2, 2)), "iterates": np.arange(3 * 2 * 2, dtype=float).reshape(3, 2, 2),
+                                "steps": np.array([0, 5, 10])}}
+    w = ui.IterateUmapWidget(frames, ["u", "v", "w"], user=0)
+    static = w.static()  # headless: where the cloaks ended up, not where they started
+    assert isinstance(static, go.Figure) and np.allclose(static.data[2].x, [8, 10])
+    shown = []
+    monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shown.append(self))
+    w.show(widgets=False)
+    assert len(shown) == 1 and "step 10" in shown[0].layout.title.text
+    labels = np.repeat([0, 1], 5)
+    coords = {"a": np.zeros((10, 2)), "b": np.ones((10, 2))}
+    m = ui.ModelUmapWidget(coords, labels, ["x", "y"], start="b")
+    assert m.dropdown.value == "b" and np.allclose(m.static().data[0].x, 1)
+    displayed = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: displayed.append(obj))
+    m.show(widgets=True)
+    assert displayed == [m.widget]

@@ -108,7 +108,7 @@ ATTACK_NAMES = ["fawkes-v0.3", "fawkes-v1.0", "lowkey"]  # attacks.ATTACKS (chec
 EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]  # keys of experiments.EXPERIMENTS (checked by a test)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="explainer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("doctor", help="what works offline: data, device, versions, models")
@@ -136,7 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--profile", default="classroom", choices=list(PROFILES))
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
 
     if args.command == "doctor":
         report = doctor(out=open(os.devnull, "w") if args.json else sys.stdout)

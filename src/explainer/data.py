@@ -186,7 +186,7 @@ def load_photo(source: "str | os.PathLike | bytes", name: str | None = None, max
                 image = _to_array(img, notes)
     except PhotoError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise PhotoError(f"image too large (over {Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels): "
                          "refused as a possible decompression bomb") from None
     except UnidentifiedImageError:

@@ -68,12 +68,12 @@ def missing_notebooks(reports: dict) -> list[str]:
 
 # This run's counterpart of each paper figure -----------------------------------------------------
 
-def _pick(rows, **match):
+def pick(rows, **match):
     return [r for r in rows if all(r.get(k) == v for k, v in match.items())]
 
 
 def _one(rows, **match):
-    found = _pick(rows, **match)
+    found = pick(rows, **match)
     return found[0] if found else None
 
 
@@ -82,15 +82,15 @@ def _span(values) -> tuple[float, float] | None:
     return (min(values), max(values)) if values else None
 
 
-def _attacked_rows(report, classifier):
-    return _pick(report["results"], model="facenet-keras", attacked=True, classifier=classifier)
+def attacked_rows(report, classifier):
+    return pick(report["results"], model="facenet-keras", attacked=True, classifier=classifier)
 
 
-def _adaptive_rows(report, classifier="1nn"):
-    return _pick(report["results"], recipe="align", classifier=classifier)
+def adaptive_rows(report, classifier="1nn"):
+    return pick(report["results"], recipe="align", classifier=classifier)
 
 
-def _newest(report):
+def newest_model(report):
     return report["settings"]["newest_offline"]
 
 
@@ -122,33 +122,33 @@ def _clip(report):
 
 
 THIS_RUN = {
-    "post-baseline-protected": lambda r: (_span(_rate(x) for x in _attacked_rows(r, "1nn")),
+    "post-baseline-protected": lambda r: (_span(_rate(x) for x in attacked_rows(r, "1nn")),
                                           "the three attacks, 1-NN on facenet-keras (attacked)"),
-    "post-baseline-unprotected": lambda r: (_span(_rate(x, "unprotected_error") for x in _attacked_rows(r, "1nn")),
+    "post-baseline-unprotected": lambda r: (_span(_rate(x, "unprotected_error") for x in attacked_rows(r, "1nn")),
                                             "unprotected users, 1-NN on facenet-keras"),
-    "facecure-baseline-nn-fawkes": lambda r: (_rate(_one(_attacked_rows(r, "1nn"), attack="fawkes-v1.0")),
+    "facecure-baseline-nn-fawkes": lambda r: (_rate(_one(attacked_rows(r, "1nn"), attack="fawkes-v1.0")),
                                               "fawkes-v1.0, 1-NN on facenet-keras (attacked)"),
-    "facecure-baseline-nn-lowkey": lambda r: (_rate(_one(_attacked_rows(r, "1nn"), attack="lowkey")),
+    "facecure-baseline-nn-lowkey": lambda r: (_rate(_one(attacked_rows(r, "1nn"), attack="lowkey")),
                                               "lowkey, 1-NN on facenet-keras (attacked)"),
-    "facecure-baseline-e2e-fawkes": lambda r: (_rate(_one(_attacked_rows(r, "e2e"), attack="fawkes-v1.0")),
+    "facecure-baseline-e2e-fawkes": lambda r: (_rate(_one(attacked_rows(r, "e2e"), attack="fawkes-v1.0")),
                                                "fawkes-v1.0, end-to-end on facenet-keras"),
-    "facecure-baseline-e2e-lowkey": lambda r: (_rate(_one(_attacked_rows(r, "e2e"), attack="lowkey")),
+    "facecure-baseline-e2e-lowkey": lambda r: (_rate(_one(attacked_rows(r, "e2e"), attack="lowkey")),
                                                "lowkey, end-to-end on facenet-keras"),
-    "post-adaptive": lambda r: (_span(_rate(x) for x in _adaptive_rows(r)),
+    "post-adaptive": lambda r: (_span(_rate(x) for x in adaptive_rows(r)),
                                 "protected users, the three attacks, 1-NN on the aligned robust FaceNet"),
-    "facecure-adaptive-nn-fawkes": lambda r: (_rate(_one(_adaptive_rows(r), attack="fawkes-v1.0")),
+    "facecure-adaptive-nn-fawkes": lambda r: (_rate(_one(adaptive_rows(r), attack="fawkes-v1.0")),
                                               "fawkes-v1.0, 1-NN on the aligned robust FaceNet"),
-    "facecure-adaptive-nn-lowkey": lambda r: (_rate(_one(_adaptive_rows(r), attack="lowkey")),
+    "facecure-adaptive-nn-lowkey": lambda r: (_rate(_one(adaptive_rows(r), attack="lowkey")),
                                               "lowkey, 1-NN on the aligned robust FaceNet"),
     "facecure-adaptive-clean-error": lambda r: (
-        round(1 - _adaptive_rows(r)[0]["clean_accuracy"], 4) if _adaptive_rows(r) else None,
+        round(1 - adaptive_rows(r)[0]["clean_accuracy"], 4) if adaptive_rows(r) else None,
         "clean error of the aligned robust FaceNet, 1-NN"),
     "post-detection-precision": lambda r: (_detector(r, "precision"), "detector trained on all three, mean over attacks"),
     "post-detection-recall": lambda r: (_detector(r, "recall"), "detector trained on all three, mean over attacks"),
     "post-time-travel-celeb1m": lambda r: _time_travel(r, "fawkes-v1.0", "facenet-keras"),
     "facecure-oblivious-fawkes-own": lambda r: _time_travel(r, "fawkes-v1.0", "facenet-keras"),
-    "facecure-oblivious-fawkes-magface": lambda r: _time_travel(r, "fawkes-v1.0", _newest(r)),
-    "facecure-oblivious-lowkey-magface": lambda r: _time_travel(r, "lowkey", _newest(r)),
+    "facecure-oblivious-fawkes-magface": lambda r: _time_travel(r, "fawkes-v1.0", newest_model(r)),
+    "facecure-oblivious-lowkey-magface": lambda r: _time_travel(r, "lowkey", newest_model(r)),
     "facecure-oblivious-lowkey-clip": _clip,
     "post-hybrid": lambda r: (
         f"clean accuracy {r['results']['threshold']['clean_accuracy']:.3f} vs "
@@ -200,18 +200,18 @@ def arms_race(reports: dict[str, dict]) -> list[dict]:
     are left out."""
     ours: dict[tuple[str, str], tuple[float, str]] = {}
     if "poisoning" in reports:
-        for r in _attacked_rows(reports["poisoning"], "1nn"):
+        for r in attacked_rows(reports["poisoning"], "1nn"):
             ours[MOVES[0], r["attack"]] = (r["protection_rate"], "facenet-keras (attacked)")
     if "adaptive" in reports:
-        for r in _adaptive_rows(reports["adaptive"]):
+        for r in adaptive_rows(reports["adaptive"]):
             ours[MOVES[1], r["attack"]] = (r["protection_rate"], "aligned robust FaceNet")
     if "detection" in reports:
         for r in reports["detection"]["filter"]:
             caught = f"{r['cloaks_removed']}/{r['cloaks']} cloaks removed"
             ours[MOVES[2], r["attack"]] = (r["protection_rate_after"], f"facenet-keras, gallery filtered ({caught})")
     if "time-travel" in reports:
-        newest = _newest(reports["time-travel"])
-        for r in _pick(reports["time-travel"]["results"], model=newest, available=True):
+        newest = newest_model(reports["time-travel"])
+        for r in pick(reports["time-travel"]["results"], model=newest, available=True):
             ours[MOVES[3], r["attack"]] = (r["protection_rate"], newest)
     if "hybrid" in reports:
         threshold = reports["hybrid"]["results"]["threshold"]
@@ -248,13 +248,13 @@ def _by_attack(rows, key="protection_rate") -> str:
 
 
 def _poisoning_headline(r: dict) -> str:
-    rows = _attacked_rows(r, "1nn")
+    rows = attacked_rows(r, "1nn")
     return (f"Against the attacked FaceNet (1-NN), the protected users' photos are misidentified at "
             f"{_by_attack(rows)}; unprotected users at {_by_attack(rows, 'unprotected_error').split(' (')[0]}.")
 
 
 def _adaptive_headline(r: dict) -> str:
-    rows = _adaptive_rows(r)
+    rows = adaptive_rows(r)
     if not rows:
         return "No aligned robust model in this run."
     return (f"The robust FaceNet brings protection from {_by_attack(rows, 'protection_rate_before').split(' (')[0]} "
@@ -269,10 +269,10 @@ def _detection_headline(r: dict) -> str:
 
 
 def _time_travel_headline(r: dict) -> str:
-    newest = _newest(r)
-    rows = _pick(r["results"], model=newest, available=True)
+    newest = newest_model(r)
+    rows = pick(r["results"], model=newest, available=True)
     clean = rows[0]["clean_error"] if rows else float("nan")
-    both = _pick(r.get("switching", []), model=newest, uploads="old+new")
+    both = pick(r.get("switching", []), model=newest, uploads="old+new")
     switch = ""
     if both:
         switch = (" With old and new cloaks both scraped, " + newest + " leaves "
@@ -310,102 +310,3 @@ def your_photo_headline(report: dict) -> str:
     s = report["settings"]
     return (f"{s['attack']} ({s['mode']}), {s['posted']} photo(s) posted, {s['questions']} asked about: "
             f"still named by {', '.join(named) or 'no model'}; fooled: {', '.join(fooled) or 'no model'}.")
-
-
-# The results page (bench/experiments.py --markdown) ----------------------------------------------
-
-ATTACK_COLUMNS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
-
-
-def _paper_text(*keys: str) -> str:
-    parts = []
-    for key in keys:
-        f = paper.figure(key)
-        who = "post" if f.source == "post" else "FaceCure"
-        attack = "" if f.attack in ("all three", "both") else f" {f.attack}"
-        parts.append(f"{who}{attack} {f.value_text()} ({f.model})")
-    return "; ".join(parts)
-
-
-def summary_rows(reports: dict[str, dict]) -> list[dict]:
-    """The key figures of a set of reports, one row per measure with a column per attack and the
-    paper's figures for the same measure: the results page's table for one data set."""
-    rows = []
-
-    def add(experiment, measure, values: dict, paper_keys=()):
-        rows.append({"experiment": experiment, "measure": measure,
-                     **{a: values.get(a, "") for a in ATTACK_COLUMNS}, "paper": _paper_text(*paper_keys)})
-    if "poisoning" in reports:
-        attacked = {r["attack"]: r for r in _attacked_rows(reports["poisoning"], "1nn")}
-        add("01 poisoning", "protection, attacked FaceNet (1-NN)",
-            {a: f"{r['protection_rate']:.2f}" for a, r in attacked.items()},
-            ("facecure-baseline-nn-fawkes", "facecure-baseline-nn-lowkey", "post-baseline-protected"))
-        add("01 poisoning", "unprotected users' error",
-            {a: f"{r['unprotected_error']:.2f}" for a, r in attacked.items()}, ("post-baseline-unprotected",))
-    if "adaptive" in reports:
-        aligned = {r["attack"]: r for r in _adaptive_rows(reports["adaptive"])}
-        add("02 adaptive", "protection, robust FaceNet (1-NN)",
-            {a: f"{r['protection_rate']:.2f}" for a, r in aligned.items()},
-            ("facecure-adaptive-nn-fawkes", "facecure-adaptive-nn-lowkey", "post-adaptive"))
-        add("02 adaptive", "clean error, robust (original)",
-            {a: f"{1 - r['clean_accuracy']:.3f} ({1 - r['clean_accuracy_before']:.3f})" for a, r in aligned.items()},
-            ("facecure-adaptive-clean-error",))
-    if "detection" in reports:
-        both = {r["attack"]: r for r in reports["detection"]["results"] if len(r["trained_on"]) > 1}
-        add("03 detection", "precision / recall, detector of all attacks",
-            {a: f"{r['precision']:.2f} / {r['recall']:.2f}" for a, r in both.items()},
-            ("post-detection-precision", "post-detection-recall"))
-    if "time-travel" in reports:
-        report = reports["time-travel"]
-        newest = _newest(report)
-        on_newest = {r["attack"]: r for r in _pick(report["results"], model=newest, available=True)}
-        add("04 time travel", f"protection on {newest} (its clean error)",
-            {a: f"{r['protection_rate']:.2f} ({r['clean_error']:.2f})" for a, r in on_newest.items()},
-            ("facecure-oblivious-fawkes-magface", "facecure-oblivious-lowkey-magface", "facecure-oblivious-lowkey-clip"))
-        for r in _pick(report.get("switching", []), model=newest, uploads="old+new"):
-            add("04 time travel", f"switching {r['old_attack']} -> {r['new_attack']}: old and new scraped, on {newest}",
-                {r["new_attack"]: f"{r['protection_rate']:.2f}"})
-    if "hybrid" in reports:
-        res = reports["hybrid"]["results"]
-        add("05 hybrid", f"threshold hybrid: protection (clean accuracy {res['threshold']['clean_accuracy']:.3f}, "
-                         f"accurate model alone {res['accurate']['clean_accuracy']:.3f})",
-            {a: f"{v:.2f}" for a, v in res["threshold"]["per_attack"].items()}, ("post-hybrid",))
-    return rows
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """A list of same-keyed dicts as a Markdown table."""
-    if not rows:
-        return "_no results recorded_\n"
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]).replace("|", "/") for k in keys) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
-    """One data set's section of the results page: how it was measured, then its table."""
-    settings = next(iter(reports.values()))["settings"] if reports else {}
-    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
-    lines = [f"## {title}", "", f"_{about}_", ""]
-    if settings.get("profile") == "ci":
-        lines += ["The `ci` profile cloaks with the tools' weakest modes and a 10-step LowKey: a check that "
-                  "everything runs, not the paper's settings (`classroom` and `full` use them).", ""]
-    if settings:
-        lines += [f"{settings.get('identities')} identities, {settings.get('photos')} photos, "
-                  f"{settings.get('protected_users')} protected users with {settings.get('protected_test_photos')} "
-                  f"test photos behind each protection rate. "
-                  + data_note(settings.get("data", "?"), settings.get("protected_test_photos")), ""]
-    return "\n".join(lines) + "\n" + markdown_table(summary_rows(reports))
-
-
-def update_page(path, title: str, section: str, header: str) -> None:
-    """Write ``section`` into the page at ``path`` under ``## title``, replacing that data set's
-    previous section and keeping the others."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8") if path.exists() else header
-    parts = text.split("\n## ")
-    head, sections = parts[0], {p.split("\n", 1)[0]: "## " + p for p in parts[1:]}
-    sections[title] = section.rstrip() + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(head.rstrip() + "\n\n" + "\n".join(sections[k] for k in sorted(sections)), encoding="utf-8")

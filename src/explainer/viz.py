@@ -1,8 +1,6 @@
-"""Figures for the notebooks: pure functions that return plotly figures, and a thin widget layer.
+"""Figures for the notebooks: pure functions that take arrays and return plotly figures.
 
-The model/view split: ``*_figure`` functions take arrays and return ``go.Figure``; the
-``*Widget`` classes hold a ``go.FigureWidget`` plus ipywidgets controls and update the
-figure in ``batch_update`` from callbacks that tests can call directly.
+The widgets that wire them to controls live in ``explainer.ui``.
 """
 from __future__ import annotations
 
@@ -32,18 +30,6 @@ def setup_notebook() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: "import" raises ImportError
     import plotly.io as pio
     pio.renderers.default = "notebook"
-
-
-def show(fig: go.Figure, widget=None, widgets: bool = True):
-    """Display ``widget`` when interactive widgets are wanted, else the static figure.
-
-    Static figures keep plotly's hover and zoom in exported HTML; widgets need a live kernel.
-    """
-    from IPython.display import display
-    if widgets and widget is not None:
-        display(widget)
-    else:
-        fig.show()
 
 
 def png_uri(image: np.ndarray) -> str:
@@ -157,32 +143,6 @@ def umap_figure(coords: np.ndarray, labels: np.ndarray, names: Sequence[str], ti
     return fig
 
 
-class ModelUmapWidget:
-    """A dropdown over models and a UMAP of identities under the chosen model.
-
-    ``coords_by_model`` maps a model name to (N, 2) coordinates of the same photos;
-    ``select(name)`` is the callback (tests call it directly).
-    """
-
-    def __init__(self, coords_by_model: dict[str, np.ndarray], labels: np.ndarray, names: Sequence[str],
-                 hover: Sequence[str] | None = None):
-        import ipywidgets as w
-        self.coords_by_model, self.labels = coords_by_model, labels
-        first = next(iter(coords_by_model))
-        self.figure = go.FigureWidget(umap_figure(coords_by_model[first], labels, names, f"UMAP under {first}", hover))
-        self.dropdown = w.Dropdown(options=list(coords_by_model), value=first, description="model")
-        self.dropdown.observe(lambda change: self.select(change["new"]), names="value")
-        self.widget = w.VBox([self.dropdown, self.figure])
-
-    def select(self, name: str) -> None:
-        coords = self.coords_by_model[name]
-        with self.figure.batch_update():
-            for trace, label in zip(self.figure.data, np.unique(self.labels)):
-                idx = np.flatnonzero(self.labels == label)
-                trace.x, trace.y = coords[idx, 0], coords[idx, 1]
-            self.figure.layout.title.text = f"UMAP under {name}"
-
-
 # Notebook 01: clean vs cloaked, the baseline result, cloaks moving in embedding space ---------------
 
 def cloak_comparison_figure(original: np.ndarray, cloaked: np.ndarray, amplify: float = 10.0, title: str = "") -> go.Figure:
@@ -198,39 +158,6 @@ def cloak_comparison_figure(original: np.ndarray, cloaked: np.ndarray, amplify: 
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=330, margin=dict(l=10, r=10, t=70, b=10))
     return fig
-
-
-class CloakViewer:
-    """Pick an attack/mode and a photo; see original, cloak and amplified difference with DSSIM and L-inf.
-
-    ``results`` maps a label such as ``"fawkes-v1.0 high"`` to ``(originals, CloakResult)``.
-    """
-
-    def __init__(self, results: dict[str, tuple[np.ndarray, object]], amplify: float = 10.0):
-        import ipywidgets as w
-        self.results, self.amplify = results, amplify
-        first = next(iter(results))
-        n = len(results[first][0])
-        self.choice = w.Dropdown(options=list(results), value=first, description="attack")
-        self.index = w.IntSlider(min=0, max=max(0, n - 1), value=0, description="photo")
-        self.figure = go.FigureWidget(self.render(first, 0))
-        self.choice.observe(lambda c: self.update(), names="value")
-        self.index.observe(lambda c: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.choice, self.index]), self.figure])
-
-    def render(self, label: str, i: int) -> go.Figure:
-        originals, result = self.results[label]
-        i = min(i, len(originals) - 1)
-        title = (f"{label}: DSSIM {result.dssim[i]:.4f}, L-inf {result.linf[i] * 255:.0f}/255, "
-                 f"feature shift {', '.join(f'{k} {v[i]:.2f}' for k, v in result.shift.items())}")
-        return cloak_comparison_figure(originals[i], result.cloaked[i], self.amplify, title)
-
-    def update(self) -> None:
-        fresh = self.render(self.choice.value, self.index.value)
-        with self.figure.batch_update():
-            for trace, new in zip(self.figure.data, fresh.data):
-                trace.source = new.source
-            self.figure.layout.title.text = fresh.layout.title.text
 
 
 def protection_figure(rows: Sequence[dict], paper: dict[str, float] | None = None,
@@ -276,45 +203,6 @@ def iterate_umap_figure(base_coords: np.ndarray, base_labels: np.ndarray, names:
     ])
     fig.update_layout(title=title, height=500, xaxis=dict(visible=False), yaxis=dict(visible=False))
     return fig
-
-
-class IterateUmapWidget:
-    """A selector (attack, evaluating model) and a slider over the attack's steps.
-
-    ``frames[(attack, model)]`` is a dict with ``base`` (N, 2), ``base_labels``, ``user_test``
-    (M, 2), ``iterates`` (T, K, 2) and ``steps`` (T,): coordinates in a UMAP fitted once per
-    model, the iterates placed with ``transform`` so the map does not jump.
-    """
-
-    def __init__(self, frames: dict[tuple[str, str], dict], names: Sequence[str], user: int):
-        import ipywidgets as w
-        self.frames, self.names, self.user = frames, names, user
-        keys = list(frames)
-        self.choice = w.Dropdown(options=[(f"{a} / seen by {m}", (a, m)) for a, m in keys], value=keys[0],
-                                 description="cloak")
-        self.step = w.IntSlider(min=0, max=len(frames[keys[0]]["steps"]) - 1, value=0, description="iterate")
-        self.figure = go.FigureWidget(self.render(keys[0], 0))
-        self.choice.observe(lambda c: self.select(c["new"]), names="value")
-        self.step.observe(lambda c: self.move(c["new"]), names="value")
-        self.widget = w.VBox([w.HBox([self.choice, self.step]), self.figure])
-
-    def render(self, key, t: int) -> go.Figure:
-        f = self.frames[key]
-        return iterate_umap_figure(f["base"], f["base_labels"], self.names, self.user, f["user_test"], f["iterates"][t],
-                                   f"{key[0]} cloaks of {self.names[self.user]} under {key[1]}, step {f['steps'][t]}")
-
-    def select(self, key) -> None:
-        self.step.max = len(self.frames[key]["steps"]) - 1
-        self.move(min(self.step.value, self.step.max), key)
-
-    def move(self, t: int, key=None) -> None:
-        key = key or self.choice.value
-        fresh = self.render(key, t)
-        with self.figure.batch_update():
-            for trace, new in zip(self.figure.data, fresh.data):
-                trace.x, trace.y = new.x, new.y
-                trace.hovertext = new.hovertext
-            self.figure.layout.title.text = fresh.layout.title.text
 
 
 # Notebooks 02 and 03: the adaptive defence and the detector --------------------------------------
@@ -432,28 +320,6 @@ def hybrid_figure(curves, tau: float | None = None, title: str = "Accuracy vs pr
     return fig
 
 
-class ThresholdWidget:
-    """A tau slider over a ``hybrid_figure``: the marker and the title follow it (``move(i)``)."""
-
-    def __init__(self, curves, tau: float | None = None):
-        import ipywidgets as w
-        self.curves = curves
-        start = 0 if tau is None else int(np.argmin(np.abs(curves.taus - tau)))
-        self.figure = go.FigureWidget(hybrid_figure(curves, curves.taus[start]))
-        self.slider = w.IntSlider(value=start, min=0, max=len(curves.taus) - 1, description="tau index",
-                                  continuous_update=True, readout=False)
-        self.slider.observe(lambda change: self.move(change["new"]), names="value")
-        self.widget = w.VBox([self.slider, self.figure])
-
-    def move(self, i: int) -> None:
-        c = self.curves
-        with self.figure.batch_update():
-            marker = self.figure.data[-1]
-            marker.x, marker.y = [c.protection_rate[i]], [c.clean_accuracy[i]]
-            self.figure.layout.title.text = (f"tau = {c.taus[i]:.2f}: clean accuracy {c.clean_accuracy[i]:.3f}, "
-                                             f"protection {c.protection_rate[i]:.3f}")
-
-
 def who_is_this_figure(answers: Sequence[dict], title: str = "Who is this? Each model asked about clean photos of you"
                        ) -> go.Figure:
     """Per model of the timeline: how often it recognises you when your posted photos are clean
@@ -473,153 +339,4 @@ def who_is_this_figure(answers: Sequence[dict], title: str = "Who is this? Each 
             fig.add_vrect(x0=k - 0.5, x1=k + 0.5, fillcolor="lightgrey", opacity=0.5, line_width=0)
     fig.update_layout(title=title, barmode="group", height=400, yaxis=dict(title="recognised as you", range=[0, 1.15],
                                                                            tickformat=".0%"))
-    return fig
-
-
-class YourPhotoWidget:
-    """Upload photos (or use the sample faces), pick an attack, cloak, and see what each model answers.
-
-    ``compute(files, attack, mode, face_choice)`` does the work (``files`` is a list of
-    ``(name, bytes)``, empty for the sample) and returns an ``experiments.YourPhotoRun``.
-    ``submit`` is what the button calls: every problem becomes one line in ``messages``,
-    never a traceback, and the figures are replaced in place.
-    """
-
-    def __init__(self, compute, attack_modes: dict[str, list[str]], attack: str = "fawkes-v1.0",
-                 mode: str | None = None):
-        import ipywidgets as w
-        self.compute, self.attack_modes = compute, attack_modes
-        self.upload = w.FileUpload(accept="image/*", multiple=True, description="your photos")
-        self.attack = w.Dropdown(options=list(attack_modes), value=attack, description="attack")
-        self.mode = w.Dropdown(options=attack_modes[attack], value=mode or attack_modes[attack][-1], description="mode")
-        self.face = w.BoundedIntText(value=1, min=1, max=20, description="face no.",
-                                     tooltip="with several faces in a photo: 1 = the largest")
-        self.button = w.Button(description="Cloak and ask the models", button_style="primary")
-        self.messages = w.HTML()
-        self.before_after = go.FigureWidget()
-        self.answers = go.FigureWidget()
-        self.attack.observe(lambda c: self._modes(c["new"]), names="value")
-        self.button.on_click(lambda _: self.submit(self.uploaded()))
-        self.widget = w.VBox([w.HBox([self.upload, self.attack, self.mode, self.face]), self.button, self.messages,
-                              self.before_after, self.answers])
-        self.run = None
-
-    def _modes(self, attack: str) -> None:
-        self.mode.options = self.attack_modes[attack]
-        self.mode.value = self.attack_modes[attack][-1]
-
-    def uploaded(self) -> list[tuple[str, bytes]]:
-        return [(f["name"], bytes(f["content"])) for f in self.upload.value]
-
-    def submit(self, files: list[tuple[str, bytes]]) -> list[str]:
-        """Run ``compute`` on ``files`` and show the result; returns the lines shown."""
-        import html
-
-        from .data import PhotoError
-        lines = ["working..."]
-        self.messages.value = "working..."
-        try:
-            run = self.compute(files, self.attack.value, self.mode.value, self.face.value - 1)
-        except PhotoError as exc:
-            lines = [f"Cannot use these photos: {exc}"]
-        except Exception as exc:  # a widget must keep the notebook alive: one line, not a traceback wall
-            lines = [f"Something went wrong ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"]
-        else:
-            self.run = run
-            lines = run.messages()
-            r = run.result
-            lines.append(f"{r.attack} {r.mode} against {', '.join(r.models)}: DSSIM {r.dssim.mean():.4f}, "
-                         f"L-inf {r.linf.max() * 255:.0f}/255")
-            self._replace(self.before_after, cloak_comparison_figure(run.enrolled[0], run.cloaked[0],
-                                                                     title="your posted photo"))
-            self._replace(self.answers, who_is_this_figure(run.answers))
-        self.messages.value = "<br>".join(html.escape(line) for line in lines)
-        return lines
-
-    @staticmethod
-    def _replace(target: go.FigureWidget, fig: go.Figure) -> None:
-        with target.batch_update():
-            target.data = []
-            target.add_traces(list(fig.data))
-            target.layout = fig.layout
-
-
-# Notebook 00: the scenario; 04: switching; 07: the arms race ------------------------------------
-
-def scenario_figure() -> go.Figure:
-    """The paper's scenario as a picture: the users (the *attack*) cloak and upload; the trainer
-    (the *defence*) scrapes, trains and later meets a clean photo; time runs left to right."""
-    steps = [(0.08, 0.72, "You cloak your photos<br>(Fawkes, LowKey)", PROTECTED_COLOUR),
-             (0.33, 0.72, "...and post them<br>online", PROTECTED_COLOUR),
-             (0.58, 0.28, "The trainer scrapes<br>everyone's photos", PALETTE[0]),
-             (0.83, 0.28, "...trains a face model,<br>now or years later", PALETTE[0]),
-             (0.83, 0.72, "A clean photo of you<br>(a street camera): who is it?", PALETTE[2])]
-    fig = go.Figure()
-    for x, y, text, colour in steps:
-        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(size=13, color="white"),
-                           bgcolor=colour, borderpad=8, xref="x", yref="y")
-    for (x0, y0, *_), (x1, y1, *_) in zip(steps, steps[1:]):
-        fig.add_annotation(x=x1 - 0.09 if y0 == y1 else x1, y=y1 if y0 == y1 else y1 + (0.1 if y1 < y0 else -0.1),
-                           ax=x0 + 0.09 if y0 == y1 else x0, ay=y0 if y0 == y1 else y0 + (-0.1 if y1 < y0 else 0.1),
-                           xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowwidth=2,
-                           arrowcolor="grey", text="")
-    fig.add_annotation(x=0.2, y=0.97, text="<b>the users: the paper's attack</b> (they move first, once)",
-                       showarrow=False, font=dict(color=PROTECTED_COLOUR))
-    fig.add_annotation(x=0.7, y=0.03, text="<b>the trainer: the paper's defence</b> (it moves second, any time)",
-                       showarrow=False, font=dict(color=PALETTE[0]))
-    fig.add_annotation(x=0.5, y=0.5, text="time →", showarrow=False, font=dict(color="grey", size=12))
-    fig.update_layout(xaxis=dict(visible=False, range=[-0.05, 1.02]), yaxis=dict(visible=False, range=[0, 1]),
-                      height=330, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
-                      title="Who does what: users cloak and post, the trainer scrapes and recognises")
-    return fig
-
-
-def switching_figure(rows: Sequence[dict], title: str = "Switching attacks: the new cloak alone vs old and new together (1-NN)"
-                     ) -> go.Figure:
-    """One panel group per (old -> new) switch: for each judge, the protection with the new cloaks
-    alone beside the protection once the old cloaks are scraped too; each judge's clean error as a
-    line marker (a protection near it means no protection)."""
-    switches = list(dict.fromkeys((r["old_attack"], r["new_attack"]) for r in rows))
-    judges = list(dict.fromkeys(r["model"] for r in rows))
-    x = [[f"{o} → {n}" for o, n in switches for _ in judges], [j for _ in switches for j in judges]]
-
-    def value(old, new, judge, uploads, key="protection_rate"):
-        found = [r[key] for r in rows if (r["old_attack"], r["new_attack"], r["model"], r["uploads"]) ==
-                 (old, new, judge, uploads)]
-        return found[0] if found else None
-    fig = go.Figure()
-    for uploads, colour, name in (("new", PALETTE[1], "new cloak alone (what the user hopes)"),
-                                  ("old+new", PROTECTED_COLOUR, "old and new cloaks both scraped")):
-        y = [value(o, n, j, uploads) for o, n in switches for j in judges]
-        fig.add_trace(go.Bar(name=name, x=x, y=y, marker_color=colour,
-                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside"))
-    fig.add_trace(go.Scatter(name="clean error of the judge", x=x, mode="markers",
-                             y=[value(o, n, j, "new", "clean_error") for o, n in switches for j in judges],
-                             marker=dict(symbol="line-ew-open", size=24, color="black")))
-    fig.update_layout(barmode="group", title=title, yaxis=dict(title="protection rate", range=[0, 1.15]), height=460,
-                      xaxis=dict(tickfont=dict(size=10)))
-    return fig
-
-
-def arms_race_figure(rows: Sequence[dict], title: str = "The arms race in one picture: protection left after each move of the trainer"
-                     ) -> go.Figure:
-    """Per move of the trainer (x) and attack (colour): this run's 1-NN protection rate as bars and
-    the paper's figure for the same move as black diamonds, where its sources give one."""
-    moves = list(dict.fromkeys(r["move"] for r in rows))
-    attacks_ = list(dict.fromkeys(r["attack"] for r in rows))
-    fig = go.Figure()
-    for k, attack in enumerate(attacks_):
-        mine = {r["move"]: r for r in rows if r["attack"] == attack}
-        y = [mine[m]["protection_rate"] if m in mine else None for m in moves]
-        fig.add_trace(go.Bar(name=f"{attack} (this run)", x=moves, y=y, marker_color=PALETTE[k % len(PALETTE)],
-                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside",
-                             hovertext=[mine[m]["model"] if m in mine else "" for m in moves], offsetgroup=str(k)))
-        paper_y = [mine[m]["paper"] if m in mine else None for m in moves]
-        if any(v is not None for v in paper_y):
-            fig.add_trace(go.Scatter(name=f"{attack} (paper)", x=moves, y=paper_y, mode="markers", offsetgroup=str(k),
-                                     marker=dict(symbol="diamond", size=12, color="black",
-                                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2)),
-                                     hovertext=[mine[m]["paper_source"] if m in mine else "" for m in moves]))
-    fig.update_layout(barmode="group", scattermode="group", title=title, height=460,
-                      yaxis=dict(title="protection rate (1-NN)", range=[0, 1.15]))
     return fig

@@ -60,7 +60,6 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     """
     start_time = time.perf_counter()
     base = "facenet-keras"
-    resolved = resolve(profile)
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
@@ -93,44 +92,61 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
         without = tuple(a for a in attack_names if a != attacks.HARDEST)
         tried.append(candidate("align", chosen["align"]["start"] if "align" in chosen else starts[-1], without))
 
-    def rows(c, selected):
-        return [{"attack": a, "recipe": c["recipe"], "start": c["start"], "trained_on": c["trained_on"],
-                 "classifier": k, "selected": selected,
-                 "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
-                 "protection_rate_before": round(before[a, k]["protection_rate"], 4),
-                 "clean_accuracy": round(v["clean_accuracy"], 4),
-                 "clean_accuracy_before": round(before[a, k]["clean_accuracy"], 4), "train_s": c["train_s"],
-                 "validation_protection": c["validation_protection"],
-                 "validation_clean_accuracy": c["validation_clean_accuracy"]} for (a, k), v in c["test"].items()]
+    results = [r for c in chosen.values() for r in _candidate_rows(c, before, True)]
+    candidate_rows = [r for c in tried for r in _candidate_rows(c, before, any(c is s for s in chosen.values()))]
 
-    results = [r for c in chosen.values() for r in rows(c, True)]
-    candidate_rows = [r for c in tried for r in rows(c, any(c is s for s in chosen.values()))]
-
-    clean_photo = []
-    for label, embed in original_and_robust([c["model"] for c in chosen.values()], cache).items():
-        clean_emb = embed(setting.canvases)
-        for a, c in cloaks.items():
-            ev = defences.with_clean_photos(split, labels, clean_emb, dict(zip(protected_idx.tolist(), embed(c.cloaked))),
-                                            seed=seed)
-            clean_photo.append({"model": label, "attack": a, "classifier": "1nn", "clean_photos_per_user": 1,
-                                "protection_rate": round(ev.protection_rate, 4),
-                                "protection_ci": [round(x, 4) for x in ev.protection_ci]})
-    run_settings = {**common_settings(setting, profile, seed), "base": base,
-                    "public_identities": int(len(public.train_identities)),
-                    "validation_identities": int(len(public.validation_identities)),
-                    "public_pairs_per_attack": int(n_train),
-                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
-                    "public_steps": {a: resolved.defender.steps[a] for a in attack_names},
-                    "modes": {a: resolved.users.modes[a] for a in attack_names},
-                    "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
-                    if attacks.HARDEST in attack_names else 0,
-                    "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr,
+    clean_photo = _one_clean_photo(setting, cloaks, [c["model"] for c in chosen.values()], seed, cache)
+    run_settings = {**_settings(setting, public, profile, seed, attack_names), "base": base,
                     "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
     return record_run("adaptive", AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks,
                                              {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
                                              clean_photo, run_settings), source)
+
+
+def _settings(setting, public, profile, seed, attack_names) -> dict:
+    """The adaptive report's settings: the defender's data, its cloaks and its training."""
+    resolved = resolve(profile)
+    return {**common_settings(setting, profile, seed),
+            "public_identities": int(len(public.train_identities)),
+            "validation_identities": int(len(public.validation_identities)),
+            "public_pairs_per_attack": int(len(public.train)),
+            "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
+            "public_steps": {a: resolved.defender.steps[a] for a in attack_names},
+            "modes": {a: resolved.users.modes[a] for a in attack_names},
+            "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
+            if attacks.HARDEST in attack_names else 0,
+            "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr}
+
+
+def _candidate_rows(c: dict, before: dict, selected: bool) -> list[dict]:
+    """One row per (attack, classifier) of a trained candidate, beside the original model's figures."""
+    return [{"attack": a, "recipe": c["recipe"], "start": c["start"], "trained_on": c["trained_on"],
+             "classifier": k, "selected": selected,
+             "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+             "protection_rate_before": round(before[a, k]["protection_rate"], 4),
+             "clean_accuracy": round(v["clean_accuracy"], 4),
+             "clean_accuracy_before": round(before[a, k]["clean_accuracy"], 4), "train_s": c["train_s"],
+             "validation_protection": c["validation_protection"],
+             "validation_clean_accuracy": c["validation_clean_accuracy"]} for (a, k), v in c["test"].items()]
+
+
+def _one_clean_photo(setting, cloaks, robust: list, seed: int = 0, cache=None) -> list[dict]:
+    """The protocol with one unperturbed photo of each protected user in the gallery, beside all
+    their cloaks, under the original FaceNet and each robust model (1-NN)."""
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    rows = []
+    for label, embed in original_and_robust(robust, cache).items():
+        clean_emb = embed(setting.canvases)
+        for a, c in cloaks.items():
+            ev = defences.with_clean_photos(split, labels, clean_emb, dict(zip(protected_idx.tolist(), embed(c.cloaked))),
+                                            seed=seed)
+            rows.append({"model": label, "attack": a, "classifier": "1nn", "clean_photos_per_user": 1,
+                         "protection_rate": round(ev.protection_rate, 4),
+                         "protection_ci": [round(x, 4) for x in ev.protection_ci]})
+    return rows
 
 
 def adaptive_umap(run: AdaptiveRun, attack: str, others: int = 8, seed: int = 0, cache=None

@@ -52,12 +52,33 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     start_time = time.perf_counter()
     resolved = resolve(profile)
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
-    split, labels = setting.split, setting.labels
-    protected_idx = split.protected_train(labels)
     public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    n, epochs = len(public.train), resolved.training.detector_epochs
+    detectors, single_epochs, extra_idx = _train_detectors(setting, public, pub_cloaks, profile, seed, attack_names,
+                                                           epochs, progress, cache)
+    results, cross, compressed, test_scores, thresholds = _score_detectors(setting, public, cloaks, detectors,
+                                                                           attack_names, jpeg_quality)
+    filtered = _filtered_gallery(setting, cloaks, detectors["all"], thresholds["all"], seed, cache)
+    split, test_clean = setting.split, setting.split.protected_train(setting.labels)
+    run_settings = {**common_settings(setting, profile, seed), "backbone": "efficientnet-lite0",
+                    "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
+                    "validation_identities": int(len(public.validation_identities)),
+                    "test_identities": int(len(split.protected)),
+                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs,
+                    "single_attack_epochs": single_epochs, "extra_lowkey_pairs": int(len(extra_idx)), "crop": defences.DETECTOR_CROP,
+                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
+                    "modes": {a: resolved.users.modes[a] for a in attack_names},
+                    "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return record_run("detection", DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed,
+                                               filtered, test_scores, run_settings), source)
+
+
+def _train_detectors(setting, public, pub_cloaks, profile, seed, attack_names, epochs, progress, cache):
+    """One detector per attack and one on all of them, every one for as many updates: (detectors,
+    each single-attack detector's epochs, the further LowKey photos)."""
     n = len(public.train)
     train_clean = setting.canvases[public.train]
-    epochs = resolved.training.detector_epochs
     extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, profile, seed,
                                                      None if attacks.HARDEST in attack_names else 0, progress, cache)
     single_epochs, detectors = {}, {}
@@ -73,10 +94,15 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                                                np.concatenate([pub_cloaks[a].cloaked[:n] for a in attack_names]),
                                                epochs, seed=seed, trained_on=tuple(attack_names), cache=cache,
                                                progress=progress)
-    # Thresholds are set on every photo of the held-out public users (clean, never trained on);
-    # the test photos are the protected users' (identities never seen), cloaked by the users themselves.
-    val_clean = setting.canvases[np.isin(labels, public.validation_identities)]
-    test_clean = setting.canvases[protected_idx]
+    return detectors, single_epochs, extra_idx
+
+
+def _score_detectors(setting, public, cloaks, detectors, attack_names, jpeg_quality):
+    """Each detector's threshold, set on every photo of the held-out public users (clean, never
+    trained on), and its metrics on the protected users' photos (identities never seen, cloaked by
+    the users themselves): on its own attacks, on the others, and after JPEG."""
+    val_clean = setting.canvases[np.isin(setting.labels, public.validation_identities)]
+    test_clean = setting.canvases[setting.split.protected_train(setting.labels)]
     results, cross, compressed, test_scores, thresholds = [], [], [], {}, {}
     for name, trained in detectors.items():
         t = thresholds[name] = defences.choose_threshold(trained.scores(val_clean))
@@ -95,14 +121,20 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                                    "threshold": round(t, 4), **rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s, t))})
             else:
                 cross.append(row)
+    return results, cross, compressed, test_scores, thresholds
 
+
+def _filtered_gallery(setting, cloaks, detector, threshold, seed, cache) -> list[dict]:
+    """The detector as the trainer's filter: flagged photos leave the gallery, the protocol is rerun (1-NN)."""
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
     base = "facenet-keras"
     clean_emb = models.embeddings(base, setting.canvases, cache, progress=False)
     gallery_clean = split.train[~np.isin(split.train, protected_idx)]
-    clean_flags = detectors["all"].scores(setting.canvases[gallery_clean]) >= thresholds["all"]
+    clean_flags = detector.scores(setting.canvases[gallery_clean]) >= threshold
     filtered = []
     for a, result in cloaks.items():
-        cloak_flags = detectors["all"].scores(result.cloaked) >= thresholds["all"]
+        cloak_flags = detector.scores(result.cloaked) >= threshold
         cloak_emb = models.embeddings(base, result.cloaked, cache, progress=False)
         before = protocol.evaluate_embeddings(split, labels, clean_emb, dict(zip(protected_idx.tolist(), cloak_emb)), "1nn", seed)
         kept_clean, kept_cloaks = gallery_clean[~clean_flags], ~cloak_flags
@@ -116,15 +148,4 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                          "protection_rate_after": round(after.protection_rate, 4),
                          "unprotected_error_before": round(before.unprotected_error, 4),
                          "unprotected_error_after": round(after.unprotected_error, 4)})
-    run_settings = {**common_settings(setting, profile, seed), "backbone": "efficientnet-lite0",
-                    "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
-                    "validation_identities": int(len(public.validation_identities)),
-                    "test_identities": int(len(split.protected)),
-                    "test_photos_per_attack": int(len(test_clean)), "epochs": epochs,
-                    "single_attack_epochs": single_epochs, "extra_lowkey_pairs": int(len(extra_idx)), "crop": defences.DETECTOR_CROP,
-                    "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
-                    "modes": {a: resolved.users.modes[a] for a in attack_names},
-                    "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
-                    "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("detection", DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed,
-                                               filtered, test_scores, run_settings), source)
+    return filtered

@@ -80,22 +80,29 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
     overall = pooled(test)
     i = int(np.flatnonzero(taus == tau)[0])
 
-    def entry(rates, model, per_attack):
-        return {"model": model, "clean_accuracy": round(rates["clean_accuracy"], 4),
-                "protection_rate": round(rates["protection_rate"], 4),
-                "per_attack": {a: round(v, 4) for a, v in per_attack.items()}}
-    results = {"accurate": entry(overall.single["accurate"], accurate,
-                                 {a: c.single["accurate"]["protection_rate"] for a, c in test.items()}),
-               "robust": entry(overall.single["robust"], robust_name,
-                               {a: c.single["robust"]["protection_rate"] for a, c in test.items()}),
-               "threshold": {**entry({"clean_accuracy": overall.clean_accuracy[i], "protection_rate": overall.protection_rate[i]},
-                                     f"{accurate} | {robust_name}", {a: c.protection_rate[i] for a, c in test.items()}),
-                             "tau": tau},
-               "top2": {**entry(overall.single["top2"], f"{accurate} + {robust_name}",
-                                {a: c.single["top2"]["protection_rate"] for a, c in test.items()}),
-                        "human_needed": round(overall.human_needed, 4)}}
+    results = _hybrid_results(test, overall, i, tau, accurate, robust_name)
     run_settings = {**common_settings(setting, profile, seed), "clean_accuracy_1nn": clean_acc,
                     "tau_chosen_on": f"{len(public.validation_identities)} held-out public users",
                     "classifier": "1nn", "attacks": list(attack_names), "seconds": round(time.perf_counter() - start_time, 1)}
     return record_run("hybrid", HybridRun(setting, profile, seed, accurate, robust_name, test, validation, tau, results,
                                          run_settings), source)
+
+
+def _entry(rates: dict, model: str, per_attack: dict) -> dict:
+    return {"model": model, "clean_accuracy": round(rates["clean_accuracy"], 4),
+            "protection_rate": round(rates["protection_rate"], 4),
+            "per_attack": {a: round(v, 4) for a, v in per_attack.items()}}
+
+
+def _hybrid_results(test: dict, overall, i: int, tau: float, accurate: str, robust_name: str) -> dict:
+    """The accurate and robust models alone, the threshold hybrid at ``tau`` (index ``i``) and Top2."""
+    return {"accurate": _entry(overall.single["accurate"], accurate,
+                               {a: c.single["accurate"]["protection_rate"] for a, c in test.items()}),
+            "robust": _entry(overall.single["robust"], robust_name,
+                             {a: c.single["robust"]["protection_rate"] for a, c in test.items()}),
+            "threshold": {**_entry({"clean_accuracy": overall.clean_accuracy[i], "protection_rate": overall.protection_rate[i]},
+                                   f"{accurate} | {robust_name}", {a: c.protection_rate[i] for a, c in test.items()}),
+                          "tau": tau},
+            "top2": {**_entry(overall.single["top2"], f"{accurate} + {robust_name}",
+                              {a: c.single["top2"]["protection_rate"] for a, c in test.items()}),
+                     "human_needed": round(overall.human_needed, 4)}}

@@ -94,6 +94,33 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     """
     start_time = time.perf_counter()
     setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
+    results, embedders = zoo_rows(setting, cloaks, seed, cache)
+
+    newest = max((n for n in embedders), key=lambda n: (models.model_info(n).year, n))
+    newest_offline = models.FUTURE_MODEL
+    switch_rows, probe_rows = [], []
+    if switching or probe:
+        public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    if switching and len(switch_pairs(attack_names)) > 0:
+        robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
+        judges = {m: embedders[m] for m in (*models.ATTACKER_MODELS, newest_offline) if m in embedders}
+        judges[robust.name] = lambda c: robust.embeddings(c, cache)
+        switch_rows = switching_rows(setting, cloaks, judges, seed)
+    if probe:
+        for base in dict.fromkeys([newest_offline, newest]):
+            probe_rows += probe_rows_of(setting, public, pub_cloaks, cloaks, base, embedders[base], results, seed)
+    run_settings = {**common_settings(setting, profile, seed), "newest_offline": newest_offline,
+                    "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
+                    "attack_models": {a: list(r.models) for a, r in cloaks.items()},
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return record_run("time-travel", TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows,
+                                                  run_settings), source)
+
+
+def zoo_rows(setting, cloaks, seed: int = 0, cache=None) -> tuple[list[dict], dict]:
+    """Every extractor of the zoo, in publication order, against the cloaks (1-NN): one row per
+    (attack, model), models whose weights are not here listed with what they need; and the
+    embedders of the models that ran."""
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     results, embedders = [], {}
@@ -117,36 +144,27 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
                             "unprotected_error": round(ev.unprotected_error, 4),
                             "clean_error": clean_error})
             results.append(row)
+    return results, embedders
 
-    newest = max((n for n in embedders), key=lambda n: (models.model_info(n).year, n))
-    newest_offline = models.FUTURE_MODEL
-    switch_rows, probe_rows = [], []
-    if switching or probe:
-        public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
-    if switching and len(switch_pairs(attack_names)) > 0:
-        robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
-        judges = {m: embedders[m] for m in (*models.ATTACKER_MODELS, newest_offline) if m in embedders}
-        judges[robust.name] = lambda c: robust.embeddings(c, cache)
-        switch_rows = switching_rows(setting, cloaks, judges, seed)
-    if probe:
-        for base in dict.fromkeys([newest_offline, newest]):
-            embed = embedders[base]
-            n = len(public.train)
-            feats = np.concatenate([embed(setting.canvases[public.train])] + [embed(c.cloaked[:n]) for c in pub_cloaks.values()])
-            w = defences.train_probe(feats, np.tile(labels[public.train], 1 + len(pub_cloaks)), seed=seed)
-            emb = defences.project(embed(setting.canvases), w)
-            clean_error = protocol.clean_error(split, labels, emb, "1nn", seed)
-            for a, result in cloaks.items():
-                ev = protocol.evaluate_embeddings(split, labels, emb, dict(zip(protected_idx.tolist(),
-                                                  defences.project(embed(result.cloaked), w))), "1nn", seed)
-                probe_rows.append({"attack": a, "model": f"{base} + linear probe", "base": base, "classifier": "1nn",
-                                   "protection_rate": round(ev.protection_rate, 4),
-                                   "protection_rate_base": next(r["protection_rate"] for r in results
-                                                                if r["model"] == base and r["attack"] == a),
-                                   "clean_error": round(clean_error, 4)})
-    run_settings = {**common_settings(setting, profile, seed), "newest_offline": newest_offline,
-                    "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
-                    "attack_models": {a: list(r.models) for a, r in cloaks.items()},
-                    "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("time-travel", TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows,
-                                                  run_settings), source)
+
+def probe_rows_of(setting, public, pub_cloaks, cloaks, base: str, embed, results: list[dict], seed: int = 0
+                  ) -> list[dict]:
+    """A linear probe on ``base``'s features, trained on the defender's clean and cloaked public
+    photos, against the cloaks (1-NN), beside ``base`` alone (from ``results``)."""
+    split, labels = setting.split, setting.labels
+    protected_idx = split.protected_train(labels)
+    n = len(public.train)
+    feats = np.concatenate([embed(setting.canvases[public.train])] + [embed(c.cloaked[:n]) for c in pub_cloaks.values()])
+    w = defences.train_probe(feats, np.tile(labels[public.train], 1 + len(pub_cloaks)), seed=seed)
+    emb = defences.project(embed(setting.canvases), w)
+    clean_error = protocol.clean_error(split, labels, emb, "1nn", seed)
+    rows = []
+    for a, result in cloaks.items():
+        ev = protocol.evaluate_embeddings(split, labels, emb, dict(zip(protected_idx.tolist(),
+                                          defences.project(embed(result.cloaked), w))), "1nn", seed)
+        rows.append({"attack": a, "model": f"{base} + linear probe", "base": base, "classifier": "1nn",
+                     "protection_rate": round(ev.protection_rate, 4),
+                     "protection_rate_base": next(r["protection_rate"] for r in results
+                                                  if r["model"] == base and r["attack"] == a),
+                     "clean_error": round(clean_error, 4)})
+    return rows

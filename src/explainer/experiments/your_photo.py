@@ -107,6 +107,20 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
                                pool=(setting.canvases[others], labels[others]), seed=seed, progress=progress,
                                cache=cache, steps=users.steps_of(attack))
 
+    answers, shared = ask_every_model(setting, others, enrolled, queries, result, cache)
+    run_settings = {**common_settings(setting, profile, seed), "attack": attack, "mode": result.mode,
+                    "attack_models": list(result.models), "posted": len(enrolled), "questions": len(queries),
+                    "others": int(len(np.unique(labels[others]))), "sample": photos is None,
+                    "seconds": round(time.perf_counter() - start_time, 1)}
+    return YourPhotoRun(enrolled, result.cloaked, queries, result, answers, shared, notes, errors, run_settings)
+
+
+def ask_every_model(setting, others: np.ndarray, enrolled: np.ndarray, queries: np.ndarray, result, cache=None
+                    ) -> tuple[list[dict], list[dict]]:
+    """Every model of the timeline asked "who is this?" about ``queries`` (1-NN over the photos
+    ``others`` plus the user's posted ones): with the posted photos clean and cloaked, and after a
+    social network processed the cloaked upload. Models that need a download say what they need."""
+    labels = setting.labels
     you = setting.faces.n_identities  # the user's label, after everyone else's
     gallery_labels = np.concatenate([labels[others], np.full(len(enrolled), you)])
     names = list(setting.names) + ["you"]
@@ -136,8 +150,4 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
             rate, _ = recognised(embed(transform(result.cloaked)))
             shared.append({**row, "attack": how, "protection_rate": round(1 - rate, 4),
                            "clean_error": round(1 - clean_rate, 4)})
-    run_settings = {**common_settings(setting, profile, seed), "attack": attack, "mode": result.mode,
-                    "attack_models": list(result.models), "posted": len(enrolled), "questions": len(queries),
-                    "others": int(len(np.unique(labels[others]))), "sample": photos is None,
-                    "seconds": round(time.perf_counter() - start_time, 1)}
-    return YourPhotoRun(enrolled, result.cloaked, queries, result, answers, shared, notes, errors, run_settings)
+    return answers, shared

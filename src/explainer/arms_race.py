@@ -1,0 +1,88 @@
+"""The story's own pictures: who moves when (the scenario), switching attacks, and the arms race
+in one picture, this run beside the paper."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+from .viz import PALETTE, PROTECTED_COLOUR
+
+
+def scenario_figure() -> go.Figure:
+    """The paper's scenario as a picture: the users (the *attack*) cloak and upload; the trainer
+    (the *defence*) scrapes, trains and later meets a clean photo; time runs left to right."""
+    steps = [(0.08, 0.72, "You cloak your photos<br>(Fawkes, LowKey)", PROTECTED_COLOUR),
+             (0.33, 0.72, "...and post them<br>online", PROTECTED_COLOUR),
+             (0.58, 0.28, "The trainer scrapes<br>everyone's photos", PALETTE[0]),
+             (0.83, 0.28, "...trains a face model,<br>now or years later", PALETTE[0]),
+             (0.83, 0.72, "A clean photo of you<br>(a street camera): who is it?", PALETTE[2])]
+    fig = go.Figure()
+    for x, y, text, colour in steps:
+        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(size=13, color="white"),
+                           bgcolor=colour, borderpad=8, xref="x", yref="y")
+    for (x0, y0, *_), (x1, y1, *_) in zip(steps, steps[1:]):
+        fig.add_annotation(x=x1 - 0.09 if y0 == y1 else x1, y=y1 if y0 == y1 else y1 + (0.1 if y1 < y0 else -0.1),
+                           ax=x0 + 0.09 if y0 == y1 else x0, ay=y0 if y0 == y1 else y0 + (-0.1 if y1 < y0 else 0.1),
+                           xref="x", yref="y", axref="x", ayref="y", showarrow=True, arrowhead=3, arrowwidth=2,
+                           arrowcolor="grey", text="")
+    fig.add_annotation(x=0.2, y=0.97, text="<b>the users: the paper's attack</b> (they move first, once)",
+                       showarrow=False, font=dict(color=PROTECTED_COLOUR))
+    fig.add_annotation(x=0.7, y=0.03, text="<b>the trainer: the paper's defence</b> (it moves second, any time)",
+                       showarrow=False, font=dict(color=PALETTE[0]))
+    fig.add_annotation(x=0.5, y=0.5, text="time →", showarrow=False, font=dict(color="grey", size=12))
+    fig.update_layout(xaxis=dict(visible=False, range=[-0.05, 1.02]), yaxis=dict(visible=False, range=[0, 1]),
+                      height=330, margin=dict(l=10, r=10, t=40, b=10), plot_bgcolor="white",
+                      title="Who does what: users cloak and post, the trainer scrapes and recognises")
+    return fig
+
+
+def switching_figure(rows: Sequence[dict], title: str = "Switching attacks: the new cloak alone vs old and new together (1-NN)"
+                     ) -> go.Figure:
+    """One panel group per (old -> new) switch: for each judge, the protection with the new cloaks
+    alone beside the protection once the old cloaks are scraped too; each judge's clean error as a
+    line marker (a protection near it means no protection)."""
+    switches = list(dict.fromkeys((r["old_attack"], r["new_attack"]) for r in rows))
+    judges = list(dict.fromkeys(r["model"] for r in rows))
+    x = [[f"{o} → {n}" for o, n in switches for _ in judges], [j for _ in switches for j in judges]]
+
+    def value(old, new, judge, uploads, key="protection_rate"):
+        found = [r[key] for r in rows if (r["old_attack"], r["new_attack"], r["model"], r["uploads"]) ==
+                 (old, new, judge, uploads)]
+        return found[0] if found else None
+    fig = go.Figure()
+    for uploads, colour, name in (("new", PALETTE[1], "new cloak alone (what the user hopes)"),
+                                  ("old+new", PROTECTED_COLOUR, "old and new cloaks both scraped")):
+        y = [value(o, n, j, uploads) for o, n in switches for j in judges]
+        fig.add_trace(go.Bar(name=name, x=x, y=y, marker_color=colour,
+                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside"))
+    fig.add_trace(go.Scatter(name="clean error of the judge", x=x, mode="markers",
+                             y=[value(o, n, j, "new", "clean_error") for o, n in switches for j in judges],
+                             marker=dict(symbol="line-ew-open", size=24, color="black")))
+    fig.update_layout(barmode="group", title=title, yaxis=dict(title="protection rate", range=[0, 1.15]), height=460,
+                      xaxis=dict(tickfont=dict(size=10)))
+    return fig
+
+
+def arms_race_figure(rows: Sequence[dict], title: str = "The arms race in one picture: protection left after each move of the trainer"
+                     ) -> go.Figure:
+    """Per move of the trainer (x) and attack (colour): this run's 1-NN protection rate as bars and
+    the paper's figure for the same move as black diamonds, where its sources give one."""
+    moves = list(dict.fromkeys(r["move"] for r in rows))
+    attacks_ = list(dict.fromkeys(r["attack"] for r in rows))
+    fig = go.Figure()
+    for k, attack in enumerate(attacks_):
+        mine = {r["move"]: r for r in rows if r["attack"] == attack}
+        y = [mine[m]["protection_rate"] if m in mine else None for m in moves]
+        fig.add_trace(go.Bar(name=f"{attack} (this run)", x=moves, y=y, marker_color=PALETTE[k % len(PALETTE)],
+                             text=[None if v is None else f"{v:.2f}" for v in y], textposition="outside",
+                             hovertext=[mine[m]["model"] if m in mine else "" for m in moves], offsetgroup=str(k)))
+        paper_y = [mine[m]["paper"] if m in mine else None for m in moves]
+        if any(v is not None for v in paper_y):
+            fig.add_trace(go.Scatter(name=f"{attack} (paper)", x=moves, y=paper_y, mode="markers", offsetgroup=str(k),
+                                     marker=dict(symbol="diamond", size=12, color="black",
+                                                 line=dict(color=PALETTE[k % len(PALETTE)], width=2)),
+                                     hovertext=[mine[m]["paper_source"] if m in mine else "" for m in moves]))
+    fig.update_layout(barmode="group", scattermode="group", title=title, height=460,
+                      yaxis=dict(title="protection rate (1-NN)", range=[0, 1.15]))
+    return fig

@@ -1,0 +1,105 @@
+"""The results page (``docs/results.md``): one table per data set of what the experiments
+measured, beside the paper's figures, written by ``bench/experiments.py --markdown``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import paper
+from .results import adaptive_rows, attacked_rows, newest_model, pick, data_note
+
+
+ATTACK_COLUMNS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
+
+
+def _paper_text(*keys: str) -> str:
+    parts = []
+    for key in keys:
+        f = paper.figure(key)
+        who = "post" if f.source == "post" else "FaceCure"
+        attack = "" if f.attack in ("all three", "both") else f" {f.attack}"
+        parts.append(f"{who}{attack} {f.value_text()} ({f.model})")
+    return "; ".join(parts)
+
+
+def summary_rows(reports: dict[str, dict]) -> list[dict]:
+    """The key figures of a set of reports, one row per measure with a column per attack and the
+    paper's figures for the same measure: the results page's table for one data set."""
+    rows = []
+
+    def add(experiment, measure, values: dict, paper_keys=()):
+        rows.append({"experiment": experiment, "measure": measure,
+                     **{a: values.get(a, "") for a in ATTACK_COLUMNS}, "paper": _paper_text(*paper_keys)})
+    if "poisoning" in reports:
+        attacked = {r["attack"]: r for r in attacked_rows(reports["poisoning"], "1nn")}
+        add("01 poisoning", "protection, attacked FaceNet (1-NN)",
+            {a: f"{r['protection_rate']:.2f}" for a, r in attacked.items()},
+            ("facecure-baseline-nn-fawkes", "facecure-baseline-nn-lowkey", "post-baseline-protected"))
+        add("01 poisoning", "unprotected users' error",
+            {a: f"{r['unprotected_error']:.2f}" for a, r in attacked.items()}, ("post-baseline-unprotected",))
+    if "adaptive" in reports:
+        aligned = {r["attack"]: r for r in adaptive_rows(reports["adaptive"])}
+        add("02 adaptive", "protection, robust FaceNet (1-NN)",
+            {a: f"{r['protection_rate']:.2f}" for a, r in aligned.items()},
+            ("facecure-adaptive-nn-fawkes", "facecure-adaptive-nn-lowkey", "post-adaptive"))
+        add("02 adaptive", "clean error, robust (original)",
+            {a: f"{1 - r['clean_accuracy']:.3f} ({1 - r['clean_accuracy_before']:.3f})" for a, r in aligned.items()},
+            ("facecure-adaptive-clean-error",))
+    if "detection" in reports:
+        both = {r["attack"]: r for r in reports["detection"]["results"] if len(r["trained_on"]) > 1}
+        add("03 detection", "precision / recall, detector of all attacks",
+            {a: f"{r['precision']:.2f} / {r['recall']:.2f}" for a, r in both.items()},
+            ("post-detection-precision", "post-detection-recall"))
+    if "time-travel" in reports:
+        report = reports["time-travel"]
+        newest = newest_model(report)
+        on_newest = {r["attack"]: r for r in pick(report["results"], model=newest, available=True)}
+        add("04 time travel", f"protection on {newest} (its clean error)",
+            {a: f"{r['protection_rate']:.2f} ({r['clean_error']:.2f})" for a, r in on_newest.items()},
+            ("facecure-oblivious-fawkes-magface", "facecure-oblivious-lowkey-magface", "facecure-oblivious-lowkey-clip"))
+        for r in pick(report.get("switching", []), model=newest, uploads="old+new"):
+            add("04 time travel", f"switching {r['old_attack']} -> {r['new_attack']}: old and new scraped, on {newest}",
+                {r["new_attack"]: f"{r['protection_rate']:.2f}"})
+    if "hybrid" in reports:
+        res = reports["hybrid"]["results"]
+        add("05 hybrid", f"threshold hybrid: protection (clean accuracy {res['threshold']['clean_accuracy']:.3f}, "
+                         f"accurate model alone {res['accurate']['clean_accuracy']:.3f})",
+            {a: f"{v:.2f}" for a, v in res["threshold"]["per_attack"].items()}, ("post-hybrid",))
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A list of same-keyed dicts as a Markdown table."""
+    if not rows:
+        return "_no results recorded_\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]).replace("|", "/") for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
+    """One data set's section of the results page: how it was measured, then its table."""
+    settings = next(iter(reports.values()))["settings"] if reports else {}
+    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
+    lines = [f"## {title}", "", f"_{about}_", ""]
+    if settings.get("profile") == "ci":
+        lines += ["The `ci` profile cloaks with the tools' weakest modes and a 10-step LowKey: a check that "
+                  "everything runs, not the paper's settings (`classroom` and `full` use them).", ""]
+    if settings:
+        lines += [f"{settings.get('identities')} identities, {settings.get('photos')} photos, "
+                  f"{settings.get('protected_users')} protected users with {settings.get('protected_test_photos')} "
+                  f"test photos behind each protection rate. "
+                  + data_note(settings.get("data", "?"), settings.get("protected_test_photos")), ""]
+    return "\n".join(lines) + "\n" + markdown_table(summary_rows(reports))
+
+
+def update_page(path, title: str, section: str, header: str) -> None:
+    """Write ``section`` into the page at ``path`` under ``## title``, replacing that data set's
+    previous section and keeping the others."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else header
+    parts = text.split("\n## ")
+    head, sections = parts[0], {p.split("\n", 1)[0]: "## " + p for p in parts[1:]}
+    sections[title] = section.rstrip() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head.rstrip() + "\n\n" + "\n".join(sections[k] for k in sorted(sections)), encoding="utf-8")
