@@ -83,3 +83,51 @@ def test_download_says_in_one_line_what_is_missing_offline(no_network, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("explainer download: clip-vit-b32-openai") and "huggingface.co" in err
     assert "Traceback" not in err
+
+
+def _fake_cloak(monkeypatch):
+    """``explainer cloak`` with the attack replaced by a quick stand-in: the naming is under test."""
+    from types import SimpleNamespace
+
+    from explainer import attacks
+
+    def fake(photo, attack, mode, seed=0, progress=False):
+        value = len(str(photo)) % 200  # different inputs, different "cloaks"
+        result = SimpleNamespace(mode="low", dssim=np.array([0.001]), linf=np.array([0.01]))
+        return SimpleNamespace(cloaked=np.full((4, 4, 3), value, np.uint8), notes=[], result=result)
+    monkeypatch.setattr(attacks, "cloak_photo", fake)
+
+
+def test_cloak_never_overwrites_another_inputs_cloak_or_an_existing_file(tmp_path, monkeypatch, capsys):
+    _fake_cloak(monkeypatch)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "bb").mkdir()
+    inputs = [str(tmp_path / "a" / "me.jpg"), str(tmp_path / "bb" / "me.jpg")]
+    out = tmp_path / "out"
+    assert cli.main(["cloak", *inputs, "--out", str(out)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["me_cloaked-2.png", "me_cloaked.png"]
+    printed = capsys.readouterr().out
+    assert "me_cloaked.png" in printed and "me_cloaked-2.png" in printed  # the message names both files
+    before = (out / "me_cloaked.png").read_bytes()
+    assert cli.main(["cloak", inputs[1], "--out", str(out)]) == 0  # a second run keeps the first run's files
+    assert (out / "me_cloaked.png").read_bytes() == before and (out / "me_cloaked-3.png").exists()
+    assert cli.main(["cloak", inputs[1], "--out", str(out), "--overwrite"]) == 0
+    assert (out / "me_cloaked.png").read_bytes() != before and len(list(out.iterdir())) == 3
+
+
+def test_cloak_out_that_is_a_file_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    _fake_cloak(monkeypatch)
+    blocker = tmp_path / "out.txt"
+    blocker.write_text("keep me")
+    assert cli.main(["cloak", str(tmp_path / "me.jpg"), "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"explainer cloak: --out {blocker} is a file, not a folder"
+    assert blocker.read_text() == "keep me"
+    # an input is never its own output, even when it bears the output's name
+    (tmp_path / "dir").mkdir()
+    own = tmp_path / "dir" / "me_cloaked.png"
+    own.write_bytes(b"the user's photo")
+    assert cli.main(["cloak", str(tmp_path / "dir" / "me.jpg"), str(own), "--out", str(tmp_path / "dir"),
+                     "--overwrite"]) == 0
+    assert own.read_bytes() == b"the user's photo"

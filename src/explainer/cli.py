@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("photos", nargs="+", metavar="PHOTO")
     c.add_argument("--attack", default="fawkes-v1.0", choices=ATTACK_NAMES)
     c.add_argument("--mode", default=None, help="attack mode (default: high; LowKey has one setting)")
-    c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files")
+    c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files; a name already "
+                   "taken (an existing file, another input's cloak) gets -2, -3, ...: nothing is overwritten")
+    c.add_argument("--overwrite", action="store_true", help="replace <name>_cloaked.png files of an earlier run")
     c.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
     e.add_argument("name", choices=EXPERIMENT_NAMES)
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             print_results(args.name, run.to_json())
         return 0
     if args.command == "cloak":
-        return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed)
+        return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed, overwrite=args.overwrite)
     return 1
 
 
@@ -228,12 +230,29 @@ def print_results(name: str, report: dict, out=None) -> None:
         print(line, file=out)
 
 
+def output_path(out: Path, photo: str, taken: set, overwrite: bool = False) -> Path:
+    """Where ``photo``'s cloak goes: ``out/<name>_cloaked.png``, or ``<name>_cloaked-2.png`` (-3, ...)
+    when that name is taken by another input's cloak of this run, by an existing file (unless
+    ``overwrite``) or by an input itself. Nothing is ever overwritten silently."""
+    stem, k = Path(photo).stem, 1
+    inputs = {Path(p).resolve() for p in taken if isinstance(p, str)}
+    while True:
+        target = out / (f"{stem}_cloaked.png" if k == 1 else f"{stem}_cloaked-{k}.png")
+        busy = target in taken or target.resolve() in inputs or (target.exists() and not overwrite)
+        if not busy:
+            taken.add(target)
+            return target
+        k += 1
+
+
 def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0, err=None,
-                 out_stream=None) -> int:
+                 out_stream=None, overwrite: bool = False) -> int:
     """Cloak each photo into ``out``; a bad photo gets one line on stderr and the others go on.
 
-    Nothing is written but ``out/<name>_cloaked.png`` files (and the cache). Exit code 0 when
-    every photo was cloaked, 1 when some were not, 2 for an unknown mode.
+    Nothing is written but ``out/<name>_cloaked.png`` files (and the cache), never over another
+    file (``output_path``; ``overwrite`` allows replacing files of an earlier run). Exit code 0 when
+    every photo was cloaked, 1 when some were not, 2 for an unknown mode or an ``out`` that is not
+    a usable folder.
     """
     from PIL import Image
 
@@ -243,7 +262,15 @@ def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, se
     if mode is not None and mode not in modes_of(attack):
         print(f"explainer cloak: {attack} has no mode {mode!r}; choose one of {', '.join(modes_of(attack))}", file=err)
         return 2
-    failed = 0
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        print(f"explainer cloak: --out {out} is a file, not a folder", file=err)
+        return 2
+    except OSError as exc:
+        print(f"explainer cloak: cannot write to --out {out}: {exc.strerror or exc}", file=err)
+        return 2
+    failed, taken = 0, set(photos)
     for photo in photos:
         try:
             done = cloak_photo(photo, attack, mode, seed=seed, progress=True)
@@ -251,8 +278,7 @@ def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, se
             print(f"explainer cloak: {photo}: {exc}", file=err)
             failed += 1
             continue
-        out.mkdir(parents=True, exist_ok=True)
-        target = out / f"{Path(photo).stem}_cloaked.png"
+        target = output_path(out, photo, taken, overwrite)
         Image.fromarray(done.cloaked).save(target)
         notes = "".join(f"; {n}" for n in done.notes)
         print(f"{photo} -> {target}: {attack} {done.result.mode}, DSSIM {done.result.dssim[0]:.4f}, "
