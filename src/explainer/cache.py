@@ -88,6 +88,24 @@ def content_hash(*parts: Any) -> str:
     return h.hexdigest()[:32]
 
 
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``:
+    a reader sees the old file or the whole new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 class Cache:
     """Load-or-compute store of array dictionaries, one ``.npz`` per key.
 
@@ -124,18 +142,7 @@ class Cache:
         buf = io.BytesIO()
         np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         payload = buf.getvalue()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.write(hashlib.sha256(payload).hexdigest().encode("ascii"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(path, payload + hashlib.sha256(payload).hexdigest().encode("ascii"))
 
     def get_or_compute(self, kind: str, key_parts: Any, compute: Callable[[], Arrays]) -> Arrays:
         """Return the cached arrays for ``key_parts``, computing and storing them if needed."""

@@ -9,12 +9,10 @@ data source, profile and seed. Notebook 07 and the results page read those repor
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from . import paper
-from .cache import cache_root, content_hash
+from .cache import cache_root, content_hash, write_atomic
 from .data import default_source
 
 NOTEBOOK_OF = {"poisoning": "01_poisoning", "adaptive": "02_adaptive_defence", "detection": "03_detection",
@@ -35,18 +33,8 @@ def _path(name: str, source, profile: str, seed: int) -> Path:
 
 def record(name: str, report: dict, source, profile: str, seed: int) -> Path:
     """Store an experiment's JSON report (atomically: a reader never sees half a file)."""
-    path = _path(name, source, profile, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"experiment": name, "data": source_id(source), "profile": profile, "seed": seed,
-                       "report": report}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    entry = {"experiment": name, "data": source_id(source), "profile": profile, "seed": seed, "report": report}
+    return write_atomic(_path(name, source, profile, seed), json.dumps(entry).encode("utf-8"))
 
 
 def recorded(source, profile: str, seed: int = 0, names=tuple(NOTEBOOK_OF)) -> dict[str, dict]:
