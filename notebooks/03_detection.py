@@ -43,7 +43,7 @@ viz.setup_notebook()
 
 # %%
 run = experiments.run_detection(data, profile, seed)
-run.settings
+pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]
 # ## Precision and recall on held-out identities

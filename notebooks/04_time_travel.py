@@ -19,8 +19,20 @@
 # detect anything (notebook 03): they can simply **wait** for a better extractor and re-embed the
 # photos they scraped long ago. The paper calls this the *oblivious* trainer.
 #
-# Here the "old" extractors are the 2017 FaceNet and dlib ResNet the attacks were made against;
-# the newest offline extractor is OpenCV's SFace (2021), which no attack here ever saw.
+# Here the "old" extractors are the 2017 FaceNet and dlib ResNet the attacks were made against.
+# Between them and today sits **2018's FaceNet trained on CASIA-WebFace**, the "WebFace" model of
+# the paper's era, and the newest offline extractor is OpenCV's SFace (2021). No attack here saw
+# either by default.
+#
+# <details><summary>Why Fawkes v0.3 attacks the 2017 FaceNet here, not the WebFace model</summary>
+#
+# In the paper, Fawkes v0.3's cloaks were made against a WebFace-trained extractor. Here all three
+# tools attack the same 2017 FaceNet, so that notebooks 01 to 05 compare the tools on one model in
+# one trainer's hands, and the adaptive trainer of notebook 02 fine-tunes that model. The WebFace
+# FaceNet then plays what the paper shows it to be: another model of the time, which the cloaks
+# were not made for. To cloak against it as v0.3 did, run
+# `explainer cloak photo.jpg --attack fawkes-v0.3 --models facenet-casia`.
+# </details>
 #
 # **Predict first.** Will a face model published a year after the cloaks still be fooled by
 # them? Does it matter which tool made the cloak?

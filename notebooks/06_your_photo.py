@@ -43,6 +43,8 @@ mode: str = ""  # empty: the profile's mode for this attack
 photos: list = []  # paths of your photos; empty: the built-in sample faces
 
 # %%
+import pandas as pd
+
 from explainer import attacks, experiments, profiles, results, ui, viz
 
 viz.setup_notebook()
@@ -58,7 +60,7 @@ attack, chosen_mode
 # %%
 run = experiments.run_your_photo(photos or None, attack, chosen_mode, data, profile, seed)
 print("\n".join(run.messages()))
-run.settings
+pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]
 # ## Before and after

@@ -214,3 +214,13 @@ def test_lowkey_perceptual_term_holds_the_cloak_back(setting, monkeypatch):
         cloaked, _, _ = attacks.lowkey_batch(x, extractors, seed=0, steps=10)
         return distance(cloaked, x).mean().item()
     assert cloak_distance(0.05) < 0.5 * cloak_distance(0.0)  # measured: 0.23 (0.82 with the sum)
+
+
+def test_progress_bar_only_for_work_the_cache_did_not_hold(setting, monkeypatch, tmp_path, capsys):
+    """An exported page shows no "0%| 0/140" bar for cloaks the cache already held."""
+    monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 2, 25))  # the bar is under test, not the attack
+    canvases, cache = setting.canvases[:2], Cache(tmp_path)
+    attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=True)
+    assert "img-step" in capsys.readouterr().err  # computed: a bar
+    attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=True)
+    assert "img-step" not in capsys.readouterr().err  # held by the cache: none

@@ -91,9 +91,10 @@ def _fake_cloak(monkeypatch):
 
     from explainer import attacks
 
-    def fake(photo, attack, mode, seed=0, progress=False):
+    def fake(photo, attack, mode, seed=0, progress=False, models=None):
         value = len(str(photo)) % 200  # different inputs, different "cloaks"
-        result = SimpleNamespace(mode="low", dssim=np.array([0.001]), linf=np.array([0.01]))
+        result = SimpleNamespace(mode="low", dssim=np.array([0.001]), linf=np.array([0.01]),
+                                 models=models or attacks.get(attack).default_models)
         return SimpleNamespace(cloaked=np.full((4, 4, 3), value, np.uint8), notes=[], result=result)
     monkeypatch.setattr(attacks, "cloak_photo", fake)
 
@@ -131,3 +132,63 @@ def test_cloak_out_that_is_a_file_is_one_line_not_a_traceback(tmp_path, monkeypa
     assert cli.main(["cloak", str(tmp_path / "dir" / "me.jpg"), str(own), "--out", str(tmp_path / "dir"),
                      "--overwrite"]) == 0
     assert own.read_bytes() == b"the user's photo"
+
+
+def test_cloak_attacks_the_models_asked_for_and_refuses_unknown_ones(tmp_path, monkeypatch, capsys):
+    _fake_cloak(monkeypatch)
+    photo = str(tmp_path / "me.jpg")
+    assert cli.main(["cloak", photo, "--attack", "fawkes-v0.3", "--out", str(tmp_path / "a")]) == 0
+    assert "on facenet-keras," in capsys.readouterr().out  # the tool's own model by default
+    assert cli.main(["cloak", photo, "--attack", "fawkes-v0.3", "--models", "facenet-casia",
+                     "--out", str(tmp_path / "b")]) == 0
+    assert "on facenet-casia," in capsys.readouterr().out
+    assert cli.main(["cloak", photo, "--models", "no-such-model", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("explainer cloak: unknown model 'no-such-model'") and "\n" not in err
+    assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+
+
+@pytest.mark.parametrize("argv, code, says", [
+    (["experiment", "poisoning", "--data", "{tmp}/missing", "--profile", "ci"], 2, "No such data folder"),
+    (["experiment", "poisoning", "--data", "{tmp}/empty", "--profile", "ci"], 2, "holds no identity folders"),
+    (["experiment", "poisoning", "--data", "{tmp}/a_file", "--profile", "ci"], 2, "is not a folder"),
+    (["experiment", "poisoning", "--profile", "huge"], 2, "invalid choice: 'huge'"),
+    (["experiment", "no-such-experiment"], 2, "invalid choice"),
+    (["cloak", "{tmp}/me.jpg", "--attack", "fawkes-v9"], 2, "invalid choice: 'fawkes-v9'"),
+    (["cloak", "{tmp}/me.jpg", "--models", "no-such-model", "--out", "{tmp}/out"], 2, "unknown model"),
+    (["cloak", "{tmp}/me.jpg", "--out", "{tmp}/a_file"], 2, "is a file, not a folder"),
+    (["run", "--out", "{tmp}/a_file", "--profile", "ci"], 2, "is a file, not a folder"),
+    (["run", "--profile", "ci", "--only", "99"], 2, "No notebooks matched"),
+    (["download", "no-such-model"], 2, "Unknown model 'no-such-model'"),
+    (["models", "--no-such-flag"], 2, "unrecognized arguments"),
+    ([], 2, "required: command"),
+])
+def test_every_user_error_is_one_line_and_an_exit_code(argv, code, says, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a_file").write_text("keep me")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        got = cli.main(argv)
+    except SystemExit as exc:  # argparse's own exit
+        got = exc.code
+    err = capsys.readouterr().err
+    assert got == code
+    assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err, err
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+def test_an_unexpected_error_is_one_line_exit_3_and_debug_shows_it(monkeypatch, capsys):
+    from explainer import experiments
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(experiments.EXPERIMENTS, "poisoning", broken)
+    assert cli.main(["experiment", "poisoning"]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err == "explainer experiment: unexpected RuntimeError: a bug. Rerun with --debug for the traceback"
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["experiment", "poisoning", "--debug"])
+    monkeypatch.setenv("EXPLAINER_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["experiment", "poisoning"])

@@ -74,6 +74,88 @@ def test_sface_matches_onnxruntime(real_canvases):
     assert cosine(ours, ref).min() >= 0.9999
 
 
+def test_facenet_casia_matches_opencv_dnn(real_canvases):
+    """The port against OpenCV's dnn running the wheel's own frozen graph, on real faces."""
+    cv2 = pytest.importorskip("cv2")
+    model = models.load_model("facenet-casia", "cpu")
+    assert model.info.offline and model.info.year == 2018 and model.info.embedding_dim == 512
+    original = cv2.dnn.readNetFromTensorflow(str(models.facenet.casia_graph_path()))
+    pre = model.preprocess(tensors.to_tensor(real_canvases))
+    ref = []
+    for face in pre.numpy():  # the graph's reshape takes one image at a time
+        original.setInput(face[None])
+        ref.append(original.forward())
+    with torch.no_grad():
+        ours = model.net(pre).numpy()
+    assert cosine(ours, np.concatenate(ref)).min() >= 0.9999
+
+
+def test_facenet_casia_matches_facenet_pytorch_download(real_canvases):
+    """facenet-pytorch's ``casia-webface`` weights were converted from the same checkpoint:
+    where a user has downloaded them, the two ports agree. Skips offline."""
+    path = models.online.facenet_file("casia-webface")
+    if not path.exists():
+        pytest.skip(f"{path.name} not downloaded")
+    downloaded = models.online.facenet_extractor("casia-webface", models.model_info("facenet-casia"))
+    ours = models.load_model("facenet-casia", "cpu")
+    x = tensors.to_tensor(real_canvases)
+    with torch.no_grad():
+        assert cosine(ours(x).numpy(), downloaded(x).numpy()).min() >= 0.9999
+
+
+def test_facenet_casia_without_its_wheel_is_a_download(monkeypatch):
+    monkeypatch.setattr(models.facenet, "casia_wheel_present", lambda: False)
+    assert "facenet-casia" not in [e.info.name for e in models.facenet.entries()]
+    online = {e.info.name: e for e in models.online.entries()}
+    assert not online["facenet-casia"].info.offline
+    assert "casia-webface" in online["facenet-casia"].status()[1]
+
+
+def test_facenet_casia_tf_scopes():
+    assert models.facenet.tf_scope("conv2d_4b") == "Conv2d_4b_3x3"
+    assert models.facenet.tf_scope("repeat_1.1.branch1.0") == "Repeat/block35_2/Branch_1/Conv2d_0a_1x1"
+    assert models.facenet.tf_scope("repeat_2.9.conv2d") == "Repeat_1/block17_10/Conv2d_1x1"
+    assert models.facenet.tf_scope("block8.branch1.2") == "Block8/Branch_1/Conv2d_0c_3x1"
+    assert models.facenet.tf_scope("mixed_7a.branch2.2") == "Mixed_7a/Branch_2/Conv2d_1a_3x3"
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (field numbers here are < 16: a one-byte key)."""
+    size, out = len(payload), b""
+    while True:
+        out += bytes([(size & 0x7F) | (0x80 if size > 0x7F else 0)])
+        size >>= 7
+        if not size:
+            break
+    return bytes([number << 3 | 2]) + out + payload
+
+
+def _const(name: str, tensor: bytes) -> bytes:
+    attr = _field(1, b"value") + _field(2, _field(8, tensor))
+    return _field(1, _field(1, name.encode()) + _field(2, b"Const") + _field(5, attr))
+
+
+def test_tfgraph_reads_constants_and_refuses_damaged_files(tmp_path):
+    from explainer.models import tfgraph
+    weights = np.arange(6, dtype="<f4").reshape(2, 3)
+    shape = _field(2, b"".join(_field(2, bytes([1 << 3, d])) for d in (2, 3)))
+    dense = bytes([1 << 3, 1]) + shape + _field(4, weights.tobytes())
+    splat = bytes([1 << 3, 1]) + shape + _field(5, np.float32(0.5).tobytes())
+    conv = _field(1, _field(1, b"conv") + _field(2, b"Conv2D") + _field(3, b"input:0") + _field(3, b"w"))
+    blob = _const("w", dense) + _const("half", splat) + conv
+    (tmp_path / "g.pb").write_bytes(blob)
+    graph = tfgraph.read_graph(tmp_path / "g.pb")
+    np.testing.assert_array_equal(graph["w"].value, weights)
+    np.testing.assert_array_equal(graph["half"].value, np.full((2, 3), 0.5, np.float32))
+    assert graph["conv"].op == "Conv2D" and graph["conv"].inputs == ["input:0", "w"]
+    for cut in range(len(blob) - 1):  # every truncation: read or refused in one exception type
+        (tmp_path / "cut.pb").write_bytes(blob[:cut])
+        try:
+            tfgraph.read_graph(tmp_path / "cut.pb")
+        except tfgraph.GraphFormatError:
+            pass
+
+
 @pytest.mark.parametrize("name", models.model_names(offline=True))
 def test_offline_interface(name, real_canvases):
     model = models.load_model(name, "cpu")

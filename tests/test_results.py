@@ -144,3 +144,17 @@ def test_poisoning_report_carries_the_papers_figures_and_is_recorded(tmp_path, m
     assert report["paper"] and all("value" in e and "source" in e for e in report["paper"])
     assert report["settings"]["protected_test_photos"] == 3
     assert results.recorded("orl", "ci", 0)["poisoning"]["results"] == report["results"]
+
+
+def test_settings_table_is_short_readable_rows():
+    settings = {"data": "orl", "profile": "ci", "seed": 0, "identities": 40, "photos": 400, "protected_users": 5,
+                "protected_test_photos": 15, "modes": {"fawkes-v0.3": "min", "lowkey": "paper"},
+                "attack_models": {"lowkey": ["facenet-keras", "dlib-resnet"]}, "lowkey_steps": 10, "seconds": 12.5}
+    rows = results.settings_table(settings)
+    table = {r["setting"]: r["value"] for r in rows}
+    assert table["People"] == "40" and table["Protected users' test photos"] == "15"
+    assert table["The users' cloaks (tool: preset)"] == "fawkes-v0.3: min · lowkey: paper"
+    assert table["Models the cloaks attack"] == "lowkey: facenet-keras, dlib-resnet"
+    assert table["Time taken (s)"] == "12.5"
+    assert "lowkey_steps" not in str(rows) and "seed" not in table  # technical keys stay in the JSON
+    assert all(isinstance(r["value"], str) and "{" not in r["value"] for r in rows)

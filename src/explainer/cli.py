@@ -1,4 +1,8 @@
-"""The ``explainer`` command line: ``doctor``, ``models``, ``download``, ``run``, ``cloak``, ``experiment``."""
+"""The ``explainer`` command line: ``doctor``, ``models``, ``download``, ``run``, ``cloak``, ``experiment``.
+
+Every user error (a path, the data, an argument, missing weights) is one line on stderr and
+an exit code, never a traceback; ``--debug`` or ``EXPLAINER_DEBUG=1`` shows the traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -108,9 +112,31 @@ ATTACK_NAMES = ["fawkes-v0.3", "fawkes-v1.0", "lowkey"]  # attacks.ATTACKS (chec
 EXPERIMENT_NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]  # keys of experiments.EXPERIMENTS (checked by a test)
 
 
+EXIT_CODES = """exit codes:
+  0  all done
+  1  some inputs refused (explainer cloak), or a notebook failed (explainer run)
+  2  usage error: an unknown argument, profile, model or attack; a missing or empty --data;
+     an --out that is a file or cannot be written; weights not on this machine
+  3  an unexpected error (a bug): rerun with --debug for the traceback
+  130 interrupted (Ctrl-C); finished work stays in the cache"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (its usage block stays under --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="explainer", description=__doc__)
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser = _Parser(prog="explainer", description=__doc__, epilog=EXIT_CODES, parents=[common],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], epilog=EXIT_CODES,  # type: ignore[method-assign]
+                                                formatter_class=argparse.RawDescriptionHelpFormatter, **k)
     d = sub.add_parser("doctor", help="what works offline: data, device, versions, models")
     d.add_argument("--json", action="store_true")
     m = sub.add_parser("models", help="the model registry as a table")
@@ -131,6 +157,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="cloaked", help="folder for <name>_cloaked.png files; a name already "
                    "taken (an existing file, another input's cloak) gets -2, -3, ...: nothing is overwritten")
     c.add_argument("--overwrite", action="store_true", help="replace <name>_cloaked.png files of an earlier run")
+    c.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="the extractors to attack (default: the tool's own, e.g. facenet-keras for Fawkes v0.3); "
+                        "e.g. facenet-casia, the CASIA-WebFace model Fawkes v0.3 attacked in the paper")
     c.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
     e.add_argument("name", choices=EXPERIMENT_NAMES)
@@ -143,7 +172,35 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print(f"explainer {args.command}: interrupted; finished work stays in the cache", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line, unless asked for the traceback
+        if args.debug or os.environ.get("EXPLAINER_DEBUG"):
+            raise
+        code, line = error_line(exc)
+        print(f"explainer {args.command}: {line}", file=sys.stderr)
+        return code
 
+
+def error_line(exc: BaseException) -> tuple[int, str]:
+    """(exit code, one line) for an error: 2 for what the user can fix (a path, the data, an
+    argument, missing weights), 1 for a failed notebook, 3 for anything else (a bug)."""
+    from .models import WeightsUnavailable
+    text = " ".join(str(exc).split())
+    if type(exc).__name__ == "PapermillExecutionError":  # papermill's own class, imported only by `run`
+        return 1, (f"a notebook failed: {getattr(exc, 'ename', '')}: {' '.join(str(getattr(exc, 'evalue', '')).split())}"
+                   "; its executed copy under --out shows where")
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return 2, f"{exc.strerror or text}: {exc.filename}"
+    if isinstance(exc, (ValueError, KeyError, OSError, WeightsUnavailable)):
+        return 2, text.strip("'\"")
+    return 3, f"unexpected {type(exc).__name__}: {text}. Rerun with --debug for the traceback"
+
+
+def _dispatch(args) -> int:
     if args.command == "doctor":
         report = doctor(out=open(os.devnull, "w") if args.json else sys.stdout)
         if args.json:
@@ -158,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         return download(args.model)
     if args.command == "run":
         from .notebooks import run_notebooks
+        if Path(args.out).exists() and not Path(args.out).is_dir():
+            print(f"explainer run: --out {args.out} is a file, not a folder", file=sys.stderr)
+            return 2
         try:
             run_notebooks(args.profile, args.data, args.out, args.only, _parse_kv(args.parameter),
                           html=not args.no_html)
@@ -174,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             print_results(args.name, run.to_json())
         return 0
     if args.command == "cloak":
-        return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed, overwrite=args.overwrite)
+        return cloak_photos(args.photos, args.attack, args.mode, Path(args.out), args.seed, overwrite=args.overwrite,
+                            attacked_models=args.models)
     return 1
 
 
@@ -246,15 +307,18 @@ def output_path(out: Path, photo: str, taken: set, overwrite: bool = False) -> P
 
 
 def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, seed: int = 0, err=None,
-                 out_stream=None, overwrite: bool = False) -> int:
+                 out_stream=None, overwrite: bool = False, attacked_models: list[str] | None = None) -> int:
     """Cloak each photo into ``out``; a bad photo gets one line on stderr and the others go on.
 
     Nothing is written but ``out/<name>_cloaked.png`` files (and the cache), never over another
     file (``output_path``; ``overwrite`` allows replacing files of an earlier run). Exit code 0 when
-    every photo was cloaked, 1 when some were not, 2 for an unknown mode or an ``out`` that is not
-    a usable folder.
+    every photo was cloaked, 1 when some were not, 2 for an unknown mode or model, a model whose
+    weights are not here, or an ``out`` that is not a usable folder. ``attacked_models`` replaces
+    the tool's default extractors.
     """
     from PIL import Image
+
+    from . import models as zoo
 
     from .attacks import cloak_photo, modes as modes_of
     from .data import PhotoError
@@ -262,6 +326,13 @@ def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, se
     if mode is not None and mode not in modes_of(attack):
         print(f"explainer cloak: {attack} has no mode {mode!r}; choose one of {', '.join(modes_of(attack))}", file=err)
         return 2
+    for name in attacked_models or ():
+        problem = None if name in zoo.REGISTRY else f"unknown model {name!r}; known: {', '.join(zoo.model_names())}"
+        if problem is None and not zoo.availability(name)[0]:
+            problem = f"{name}'s weights are not on this machine: run `explainer download {name}` once online"
+        if problem:
+            print(f"explainer cloak: {problem}", file=err)
+            return 2
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -273,7 +344,8 @@ def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, se
     failed, taken = 0, set(photos)
     for photo in photos:
         try:
-            done = cloak_photo(photo, attack, mode, seed=seed, progress=True)
+            done = cloak_photo(photo, attack, mode, seed=seed, progress=True,
+                               models=tuple(attacked_models) if attacked_models else None)
         except PhotoError as exc:
             print(f"explainer cloak: {photo}: {exc}", file=err)
             failed += 1
@@ -281,7 +353,7 @@ def cloak_photos(photos: list[str], attack: str, mode: str | None, out: Path, se
         target = output_path(out, photo, taken, overwrite)
         Image.fromarray(done.cloaked).save(target)
         notes = "".join(f"; {n}" for n in done.notes)
-        print(f"{photo} -> {target}: {attack} {done.result.mode}, DSSIM {done.result.dssim[0]:.4f}, "
+        print(f"{photo} -> {target}: {attack} {done.result.mode} on {'+'.join(done.result.models)}, DSSIM {done.result.dssim[0]:.4f}, "
               f"L-inf {done.result.linf[0] * 255:.0f}/255{notes}", file=out_stream)
     return 1 if failed else 0
 

@@ -298,3 +298,31 @@ def your_photo_headline(report: dict) -> str:
     s = report["settings"]
     return (f"{s['attack']} ({s['mode']}), {s['posted']} photo(s) posted, {s['questions']} asked about: "
             f"still named by {', '.join(named) or 'no model'}; fooled: {', '.join(fooled) or 'no model'}.")
+
+
+# What a reader needs of a run's settings, in order, with labels; the rest stays in the JSON.
+SETTING_LABELS = (
+    ("data", "Data"), ("profile", "Profile"), ("identities", "People"), ("photos", "Photos"),
+    ("protected_users", "Protected users"), ("protected_test_photos", "Protected users' test photos"),
+    ("modes", "The users' cloaks (tool: preset)"), ("attack", "Tool"), ("mode", "Preset"),
+    ("attack_models", "Models the cloaks attack"), ("public_identities", "Public people the trainer cloaks"),
+    ("public_modes", "The trainer's cloaks (tool: preset)"), ("train_identities", "People the detector learns from"),
+    ("posted", "Photos posted"), ("questions", "Photos the trainer meets later"), ("seconds", "Time taken (s)"),
+)
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, dict):
+        return " · ".join(f"{k}: {_setting_text(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_setting_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def settings_table(settings: dict) -> list[dict]:
+    """A run's settings as short rows {setting, value} a reader can take in at a glance, never a
+    raw dict: the data, its size, who is protected, the tools' presets, the time taken."""
+    return [{"setting": label, "value": _setting_text(settings[key])}
+            for key, label in SETTING_LABELS if key in settings]

