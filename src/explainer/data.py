@@ -181,6 +181,9 @@ def load_photo(source: "str | os.PathLike | bytes", name: str | None = None, max
                     notes.append(f"turned upright from its EXIF orientation ({orientation})")
                 if max(img.size) > max_side:
                     img.thumbnail((max_side, max_side), Image.LANCZOS)
+                    if min(img.size) < MIN_SIDE:  # a sliver: too thin once its long side fits
+                        raise PhotoError(f"image too narrow ({w}x{h} px): a face needs at least {MIN_SIDE} px "
+                                         f"across once the photo is at most {max_side} px long")
                 if img.size != (w, h) and sorted(img.size) != sorted((w, h)):
                     notes.append(f"downscaled from {w}x{h} to {img.size[0]}x{img.size[1]} px")
                 image = _to_array(img, notes)
