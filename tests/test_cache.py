@@ -85,3 +85,69 @@ def test_large_arrays_hash_by_content_and_only_read_only_ones_are_remembered():
     key = id(frozen)
     del frozen, view
     assert key not in cache_module._digests  # forgotten with the array
+
+
+PREPARE = r"""
+import sys, time
+import numpy as np
+from explainer.cache import Cache
+root, log, n, pause = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+cache = Cache(root)
+
+def compute(i):
+    with open(log, "a") as f:
+        f.write(f"{i}\n")
+    time.sleep(pause)
+    return {"x": np.random.default_rng(i).normal(size=(1000, 1000))}  # 8 MB: writing takes a while
+
+out = [float(cache.get_or_compute("prep", ["entry", i], lambda i=i: compute(i))["x"].sum()) for i in range(n)]
+print(" ".join(f"{v:.6f}" for v in out))
+"""
+
+
+def _prepare(tmp_path, n, pause=0.0):
+    import subprocess
+    import sys
+    return subprocess.Popen([sys.executable, "-c", PREPARE, str(tmp_path / "cache"), str(tmp_path / "log"), str(n),
+                             str(pause)], stdout=subprocess.PIPE, text=True)
+
+
+def test_a_killed_preparation_resumes_from_its_finished_entries(tmp_path):
+    """SIGKILL in the middle of a preparation (while it writes entries), then a second run: it
+    reuses every finished entry, recomputes the rest, and never loads a half-written one."""
+    import signal
+    import time
+    n = 8
+    proc = _prepare(tmp_path, n)
+    folder = tmp_path / "cache" / "prep"
+    deadline = time.time() + 120
+    entries = lambda: [p for p in folder.glob("*.npz") if not p.name.startswith(".tmp-")]  # noqa: E731
+    while time.time() < deadline and len(entries()) < 3:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(entries())
+    assert 3 <= finished < n  # killed half-way
+    (tmp_path / "log").write_text("")
+    again = _prepare(tmp_path, n)
+    values = again.communicate(timeout=300)[0].split()
+    assert again.returncode == 0 and len(values) == n
+    recomputed = (tmp_path / "log").read_text().split()
+    assert len(recomputed) == n - finished  # the finished entries were reused
+    expected = [np.random.default_rng(i).normal(size=(1000, 1000)).sum() for i in range(n)]
+    assert np.allclose([float(v) for v in values], expected)
+    cache = Cache(tmp_path / "cache")
+    assert len(entries()) == n and all(cache.load("prep", p.stem) is not None for p in entries())
+
+
+def test_two_processes_preparing_the_same_entries_both_finish_alike(tmp_path):
+    """A teacher opens two notebooks at once: both compute the same entries; each finishes with
+    the same results, no error, and every entry on disk is whole."""
+    first, second = _prepare(tmp_path, 5, pause=0.05), _prepare(tmp_path, 5, pause=0.05)
+    out1, out2 = first.communicate(timeout=300)[0], second.communicate(timeout=300)[0]
+    assert first.returncode == 0 and second.returncode == 0
+    assert out1 == out2 and len(out1.split()) == 5
+    cache = Cache(tmp_path / "cache")
+    entries = list((tmp_path / "cache" / "prep").glob("*.npz"))
+    assert len(entries) == 5 and all(cache.load("prep", p.stem) is not None for p in entries)
+    assert not list((tmp_path / "cache" / "prep").glob(".tmp-*"))

