@@ -21,10 +21,12 @@ def _reports():
         {"attack": a, "trained_on": list(attacks), "precision": 0.95, "recall": 1.0} for a in attacks],
         "filter": [{"attack": a, "protection_rate_after": 1.0, "cloaks_removed": 7, "cloaks": 7} for a in attacks]}
     time_travel = {"settings": settings, "results": [
-        {"attack": a, "model": m, "available": m != "clip-vit-b32-openai", "attacked": m == "facenet-keras",
-         "protection_rate": None if m == "clip-vit-b32-openai" else p, "clean_error": 0.0}
-        for a in attacks for m, p in (("facenet-keras", 1.0), ("sface", 0.33 if a == "lowkey" else 0.0),
-                                      ("clip-vit-b32-openai", None))],
+        {"attack": a, "model": m, "model_year": y, "available": m != "clip-vit-b32-openai",
+         "attacked": m == "facenet-keras", "protection_rate": None if m == "clip-vit-b32-openai" else p,
+         "clean_error": 0.0}
+        for a in attacks for m, y, p in (("facenet-keras", 2017, 1.0), ("facenet-casia", 2018, 0.5),
+                                         ("sface", 2021, 0.33 if a == "lowkey" else 0.0),
+                                         ("clip-vit-b32-openai", 2021, None))],
         "switching": [{"old_attack": "fawkes-v0.3", "new_attack": "fawkes-v1.0", "uploads": "old+new",
                        "model": "sface", "protection_rate": 0.0, "clean_error": 0.0}]}
     hybrid = {"settings": settings, "results": {
@@ -83,6 +85,9 @@ def test_results_page_keeps_one_section_per_data_set(tmp_path):
     assert text.startswith("# Results") and text.count("## orl (classroom)") == 1 and "## lfw (classroom)" in text
     assert "| 01 poisoning | protection, attacked FaceNet (1-NN) | 1.00 | 0.90 | 0.80 |" in text
     assert "switching fawkes-v0.3 -> fawkes-v1.0" in text
+    assert "| 04 time travel | protection on facenet-keras (2017; its clean error; * attacked) | 1.00 (0.00)* |" in text
+    assert "| 04 time travel | protection on facenet-casia (2018; its clean error; * attacked) | 0.50 (0.00) |" in text
+    assert text.index("on facenet-casia (2018") < text.index("on sface (its clean error)")
 
 
 def test_data_note_says_how_much_one_photo_moves_a_rate():

@@ -52,6 +52,13 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
     if "time-travel" in reports:
         report = reports["time-travel"]
         newest = newest_model(report)
+        earlier = sorted({(r["model_year"], r["model"]) for r in pick(report["results"], available=True)
+                          if r["model"] != newest})
+        for year, model in earlier:  # the attacked era and the WebFace model, in publication order
+            on_model = {r["attack"]: r for r in pick(report["results"], model=model, available=True)}
+            add("04 time travel", f"protection on {model} ({year}; its clean error; * attacked)",
+                {a: f"{r['protection_rate']:.2f} ({r['clean_error']:.2f}){'*' if r['attacked'] else ''}"
+                 for a, r in on_model.items()})
         on_newest = {r["attack"]: r for r in pick(report["results"], model=newest, available=True)}
         add("04 time travel", f"protection on {newest} (its clean error)",
             {a: f"{r['protection_rate']:.2f} ({r['clean_error']:.2f})" for a, r in on_newest.items()},
