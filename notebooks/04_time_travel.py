@@ -73,6 +73,13 @@ viz.timeline_figure(rows, [(year, name) for name, year in attacks.RELEASED.items
 run = experiments.run_time_travel(data, profile, seed)
 viz.protection_heatmap_figure(run.results).show()
 
+# %% [markdown]
+# The trainer waits: press play (or move the slider) to go from year to year. Each year's model
+# meets the same old cloaks; the dashed line is that model's error with nobody protected.
+
+# %%
+arms_race.time_travel_animation(run.results).show()
+
 # %%
 table = pd.DataFrame([r for r in run.results if r["available"]])
 table.pivot_table(index="attack", columns=["model_year", "model"], values="protection_rate")

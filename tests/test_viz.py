@@ -122,6 +122,9 @@ def test_widgets_show_themselves_live_or_as_a_static_figure(capsys, monkeypatch)
     w = ui.IterateUmapWidget(frames, ["u", "v", "w"], user=0)
     static = w.static()  # headless: where the cloaks ended up, not where they started
     assert isinstance(static, go.Figure) and np.allclose(static.data[2].x, [8, 10])
+    assert [f.name for f in static.frames] == ["0", "5", "10"]  # and the walk, played without a kernel
+    assert np.allclose(static.frames[0].data[2].x, [0, 2]) and static.layout.sliders[0].active == 2
+    assert static.layout.updatemenus[0].buttons[0].method == "animate"
     shown = []
     monkeypatch.setattr(go.Figure, "show", lambda self, *a, **k: shown.append(self))
     w.show(widgets=False)
@@ -130,6 +133,9 @@ def test_widgets_show_themselves_live_or_as_a_static_figure(capsys, monkeypatch)
     coords = {"a": np.zeros((10, 2)), "b": np.ones((10, 2))}
     m = ui.ModelUmapWidget(coords, labels, ["x", "y"], start="b")
     assert m.dropdown.value == "b" and np.allclose(m.static().data[0].x, 1)
+    menu = m.static().layout.updatemenus[0]  # every model one click away in the exported page
+    assert [b.label for b in menu.buttons] == ["a", "b"] and menu.active == 1
+    assert np.allclose(menu.buttons[0].args[0]["x"][0], 0) and "UMAP under a" in menu.buttons[0].args[1]["title.text"]
     displayed = []
     monkeypatch.setattr("IPython.display.display", lambda obj: displayed.append(obj))
     m.show(widgets=True)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from .viz import PALETTE, PROTECTED_COLOUR
+from .viz import PALETTE, PROTECTED_COLOUR, animation_figure
 
 
 def scenario_figure() -> go.Figure:
@@ -86,3 +86,35 @@ def arms_race_figure(rows: Sequence[dict], title: str = "The arms race in one pi
     fig.update_layout(barmode="group", scattermode="group", title=title, height=460,
                       yaxis=dict(title="protection rate (1-NN)", range=[0, 1.15]))
     return fig
+
+
+def time_travel_figures(rows: Sequence[dict]) -> tuple[list[go.Figure], list[str]]:
+    """One bar chart per available extractor, in publication order: the old cloaks' protection
+    rate per attack under that year's model, its clean error as a dashed line (a rate near it
+    means the cloak does nothing) and a star on the attacks the model was attacked by."""
+    models = sorted({(r["model_year"], r["model"]) for r in rows if r["available"]})
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    figures, labels = [], []
+    for year, model in models:
+        mine = {r["attack"]: r for r in rows if r["model"] == model}
+        rates = [mine[a]["protection_rate"] for a in attacks]
+        clean = next(iter(mine.values()))["clean_error"]
+        fig = go.Figure([
+            go.Bar(x=attacks, y=rates, marker_color=[PALETTE[i % len(PALETTE)] for i in range(len(attacks))],
+                   text=[f"{v:.2f}{' *' if mine[a]['attacked'] else ''}" for a, v in zip(attacks, rates)],
+                   textposition="outside", name="protection"),
+            go.Scatter(x=attacks, y=[clean] * len(attacks), mode="lines", line={"dash": "dash", "color": "black"},
+                       name="clean error (no protection)")])
+        fig.update_layout(title=f"{year}: the old cloaks against {model} (* the model they were made against)",
+                          yaxis={"range": [0, 1.15], "title": "protection rate (1-NN)"}, height=420,
+                          legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"})
+        figures.append(fig)
+        labels.append(f"{year} {model}")
+    return figures, labels
+
+
+def time_travel_animation(rows: Sequence[dict]) -> go.Figure:
+    """The trainer waits: a year slider (and a play button) over the extractors, each year's
+    protection of the same old cloaks. Plays in an exported page without a kernel."""
+    figures, labels = time_travel_figures(rows)
+    return animation_figure(figures, labels, "model: ", duration_ms=1200, start=0)

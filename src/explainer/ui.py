@@ -13,7 +13,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .data import PhotoError
-from .viz import cloak_comparison_figure, hybrid_figure, iterate_umap_figure, umap_figure, who_is_this_figure
+from .viz import (animation_figure, cloak_comparison_figure, dropdown_figure, hybrid_figure, iterate_umap_figure,
+                  umap_figure, who_is_this_figure)
 
 
 class Widget:
@@ -55,6 +56,20 @@ class ModelUmapWidget(Widget):
         self.dropdown = w.Dropdown(options=list(coords_by_model), value=first, description="model")
         self.dropdown.observe(lambda change: self.select(change["new"]), names="value")
         self.widget = w.VBox([self.dropdown, self.figure])
+
+    def render(self, name: str) -> go.Figure:
+        fig = go.Figure(self.figure)
+        coords = self.coords_by_model[name]
+        for trace, label in zip(fig.data, np.unique(self.labels)):
+            idx = np.flatnonzero(self.labels == label)
+            trace.x, trace.y = coords[idx, 0], coords[idx, 1]
+        fig.layout.title.text = f"UMAP under {name}"
+        return fig
+
+    def static(self) -> go.Figure:
+        """Every model one click away: a plotly dropdown menu in place of the widget's."""
+        return dropdown_figure({name: self.render(name) for name in self.coords_by_model}, "model",
+                               self.dropdown.value)
 
     def select(self, name: str) -> None:
         coords = self.coords_by_model[name]
@@ -124,9 +139,11 @@ class IterateUmapWidget(Widget):
                                    f"{key[0]} cloaks of {self.names[self.user]} under {key[1]}, step {f['steps'][t]}")
 
     def static(self) -> go.Figure:
-        """The last iterate: where the cloaks ended up (the slider's whole walk needs a kernel)."""
+        """The cloak at work without a kernel: the chosen cloak's walk as a plotly animation, one
+        frame per recorded step, with a play button and a step slider."""
         key = self.choice.value
-        return self.render(key, len(self.frames[key]["steps"]) - 1)
+        steps = self.frames[key]["steps"]
+        return animation_figure([self.render(key, t) for t in range(len(steps))], [int(s) for s in steps], "step ")
 
     def select(self, key) -> None:
         self.step.max = len(self.frames[key]["steps"]) - 1

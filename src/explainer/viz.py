@@ -340,3 +340,43 @@ def who_is_this_figure(answers: Sequence[dict], title: str = "Who is this? Each 
     fig.update_layout(title=title, barmode="group", height=400, yaxis=dict(title="recognised as you", range=[0, 1.15],
                                                                            tickformat=".0%"))
     return fig
+
+
+def animation_figure(figures: Sequence[go.Figure], labels: Sequence[str], prefix: str = "",
+                     duration_ms: int = 600, start: int = -1) -> go.Figure:
+    """One figure that plays ``figures`` as frames (same traces, moving data), with a play button
+    and a slider labelled ``labels``: it moves in an exported page, without a kernel. It opens on
+    frame ``start`` (the last: where things ended up); play runs from the first frame."""
+    start = start % len(figures)
+    frames = [go.Frame(data=list(f.data), name=str(label), layout=go.Layout(title_text=f.layout.title.text))
+              for f, label in zip(figures, labels)]
+    fig = go.Figure(data=list(figures[start].data), layout=figures[start].layout, frames=frames)
+    play = {"frame": {"duration": duration_ms, "redraw": True}, "fromcurrent": False, "transition": {"duration": 0}}
+    fig.update_layout(
+        updatemenus=[{"type": "buttons", "showactive": False, "x": 0.0, "y": -0.12, "xanchor": "left",
+                      "buttons": [{"label": "▶ play", "method": "animate", "args": [None, play]},
+                                  {"label": "❚❚ pause", "method": "animate",
+                                   "args": [[None], {"frame": {"duration": 0}, "mode": "immediate"}]}]}],
+        sliders=[{"x": 0.18, "len": 0.8, "y": -0.05, "currentvalue": {"prefix": prefix}, "active": start,
+                  "steps": [{"label": str(label), "method": "animate",
+                             "args": [[str(label)], {"frame": {"duration": 0, "redraw": True}, "mode": "immediate"}]}
+                            for label in labels]}])
+    return fig
+
+
+def dropdown_figure(figures: dict[str, go.Figure], label: str = "", start: str | None = None) -> go.Figure:
+    """One figure with a dropdown menu over ``figures`` (same traces, other data): every choice
+    one click away in an exported page, without a kernel. It opens on ``start`` (the first)."""
+    names = list(figures)
+    start = start if start in figures else names[0]
+    fig = go.Figure(figures[start])
+    buttons = [{"label": name, "method": "update",
+                "args": [{"x": [t.x for t in f.data], "y": [t.y for t in f.data],
+                          "hovertext": [t.hovertext for t in f.data]}, {"title.text": f.layout.title.text}]}
+               for name, f in figures.items()]
+    fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "xanchor": "right", "y": 1.12, "yanchor": "top",
+                                    "showactive": True, "active": names.index(start)}],
+                      annotations=[*fig.layout.annotations, {"text": label, "showarrow": False, "x": 1.0, "y": 1.17,
+                                                              "xref": "paper", "yref": "paper", "xanchor": "right"}]
+                      if label else fig.layout.annotations)
+    return fig

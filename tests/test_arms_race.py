@@ -1,0 +1,30 @@
+"""The story's own pictures: the scenario, switching attacks, the waiting trainer, the arms race."""
+import plotly.graph_objects as go
+
+from explainer import arms_race
+
+ROWS = [{"attack": a, "model": m, "model_year": y, "available": m != "clip", "attacked": m == "facenet-keras",
+         "protection_rate": None if m == "clip" else p, "clean_error": e}
+        for a in ("fawkes-v0.3", "lowkey")
+        for m, y, p, e in (("facenet-keras", 2017, 1.0, 0.01), ("facenet-casia", 2018, 0.4, 0.02),
+                           ("sface", 2021, 0.7 if a == "lowkey" else 0.03, 0.03), ("clip", 2021, None, None))]
+
+
+def test_time_travel_animation_has_a_frame_per_year_in_order_and_plays_without_a_kernel():
+    fig = arms_race.time_travel_animation(ROWS)
+    assert [f.name for f in fig.frames] == ["2017 facenet-keras", "2018 facenet-casia", "2021 sface"]  # clip: not here
+    casia = fig.frames[1]
+    assert list(casia.data[0].y) == [0.4, 0.4] and list(casia.data[1].y) == [0.02, 0.02]
+    assert list(fig.frames[0].data[0].text) == ["1.00 *", "1.00 *"]  # the attacked model is starred
+    assert list(fig.frames[2].data[0].y) == [0.03, 0.7]
+    assert fig.layout.updatemenus[0].buttons[0].method == "animate"
+    assert [s.label for s in fig.layout.sliders[0].steps] == [f.name for f in fig.frames]
+    assert "2017" in fig.layout.title.text  # it opens on the oldest year
+
+
+def test_switching_and_scenario_figures_draw():
+    rows = [{"old_attack": "fawkes-v0.3", "new_attack": "lowkey", "uploads": u, "model": "sface",
+             "protection_rate": p, "clean_error": 0.03} for u, p in (("new", 0.9), ("old+new", 0.03))]
+    fig = arms_race.switching_figure(rows)
+    assert isinstance(fig, go.Figure) and len(fig.data) >= 2
+    assert isinstance(arms_race.scenario_figure(), go.Figure)
