@@ -20,3 +20,27 @@ def test_notebook_runs_in_ci_profile(name, tmp_path):
     html = (tmp_path / f"{name}.html").read_text()
     assert not re.search(r"<script[^>]+src=[\"']https?://cdn\.plot\.ly", html)  # plotly.js is embedded
     assert "Plotly.newPlot" in html or "Plotly.react" in html
+    # what a class sees: no traceback, no Python warning, no bar left at 0 % for work the cache
+    # held, no settings printed as a raw dict
+    streams = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+                      if o.get("output_type") == "stream" and o.get("name") == "stderr")
+    assert "Traceback" not in html
+    assert not re.search(r"\w+Warning\b", streams), streams[:500]
+    assert not re.search(r"(?<!\d)0%\|", html)
+    assert not re.search(r"\{&#x27;data&#x27;: |\{'data': ", html)
+
+
+def test_exported_pages_keep_no_progress_bar():
+    import nbformat
+    bar = "fawkes-v0.3 (min):   0%|          | 0/140 [00:00<?, ?img-step/s]"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("run()", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=bar + "\r" + bar.replace("  0%", "100%") + "\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="explainer: a note worth keeping\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": bar,
+                                                     "application/vnd.jupyter.widget-view+json": {"model_id": "x"}}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "a figure"}),
+    ])])
+    notebooks.without_progress_bars(nb)
+    outputs = nb.cells[0].outputs
+    assert [o.get("text", o.get("data", {}).get("text/plain")) for o in outputs] == [
+        "explainer: a note worth keeping\n", "a figure"]

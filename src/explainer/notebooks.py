@@ -50,6 +50,29 @@ def offline_html(body: str) -> str:
     return REMOTE_SCRIPT.sub("", body)
 
 
+# A tqdm bar: "desc:  40%|####      | 56/140 [00:10<00:15, 5.4img-step/s]".
+PROGRESS_BAR = re.compile(r"^.*\d+%\|.*\|\s*[\d.]+[kM]?/[\d.]*[kM]?.*$")
+
+
+def without_progress_bars(nb) -> None:
+    """Drop progress bars from an executed notebook's outputs, in place: in an exported page a bar
+    is frozen as its kernel first drew it ("0%|"), whether the work ran or the cache held it."""
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                lines = re.split(r"(?<=[\r\n])", output.get("text", ""))
+                output["text"] = "".join(line for line in lines if not PROGRESS_BAR.match(line.strip("\r\n")))
+                if not output["text"].strip():
+                    continue
+            elif "application/vnd.jupyter.widget-view+json" in output.get("data", {}):
+                if PROGRESS_BAR.match(output["data"].get("text/plain", "").strip()):
+                    continue
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+
+
 def export_html(ipynb: Path) -> Path:
     """Write ``<name>.html`` beside an executed notebook: self-contained, plotly.js embedded by
     the notebooks (``viz.setup_notebook``), no script loaded from the network."""
@@ -57,6 +80,7 @@ def export_html(ipynb: Path) -> Path:
     from nbconvert import HTMLExporter
     nb = nbformat.read(str(ipynb), as_version=4)
     nb.metadata.pop("widgets", None)  # saved widget state would make the page fetch a widget manager
+    without_progress_bars(nb)
     body, _ = HTMLExporter().from_notebook_node(nb)
     html = ipynb.with_suffix(".html")
     html.write_text(offline_html(body), encoding="utf-8")
