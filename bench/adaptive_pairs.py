@@ -28,7 +28,8 @@ from explainer import attacks, defences, experiments, models, profiles, protocol
 
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
             lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None) -> list[dict]:
-    setting, cloaks = experiments.cloaked_setting(data, profile, seed, progress=progress)
+    scenario = experiments.Scenario(data, profile, seed, progress=progress)
+    setting, cloaks = experiments.cloaked_setting(scenario)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     resolved = profiles.resolve(profile)
@@ -43,7 +44,7 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
         n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
         t = time.perf_counter()
-        robust = experiments.adaptive_model(setting, public, pub, profile, "align", defences.STARTS[-1], seed, progress,
+        robust = experiments.adaptive_model(scenario, public, pub, "align", defences.STARTS[-1],
                                             lowkey_share=lowkey_share, epochs=epochs, lr=lr)
         row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
                "per_identity": round(n / len(public.train_identities), 2),

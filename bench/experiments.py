@@ -93,7 +93,8 @@ def main(argv=None) -> int:
     report = {"device": str(models.default_device()), "profile": args.profile, "data": args.data}
     for name in args.only:
         start = time.perf_counter()
-        run = experiments.EXPERIMENTS[name](args.data, args.profile, args.seed, progress=not args.json)
+        run = experiments.EXPERIMENTS[name](experiments.Scenario(args.data, args.profile, args.seed,
+                                                                 progress=not args.json))
         result = run.to_json()
         report[name] = {"wall_s": round(time.perf_counter() - start, 1), "targets": targets(name, result), "report": result}
         if not args.json:

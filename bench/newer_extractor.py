@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     described = {**(VECTRON_INFO if args.onnx is None else {}), **({"name": args.name} if args.name else {})}
     info = models.register_onnx(path, year=args.year, crop=args.crop, **described)
     start = time.perf_counter()
-    run = experiments.run_time_travel(args.data, args.profile, args.seed, switching=False, probe=False,
-                                      progress=not args.json)
+    run = experiments.run_time_travel(experiments.Scenario(args.data, args.profile, args.seed, progress=not args.json),
+                                      switching=False, probe=False)
     judges = [run.settings["newest_offline"], info.name]
     rows = [r for r in run.results if r["model"] in judges and r["available"]]
     for r in rows:

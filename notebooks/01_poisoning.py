@@ -46,6 +46,7 @@ import pandas as pd
 from explainer import experiments, paper, results, ui, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
 # %% [markdown]
 # ## Cloaking the protected users
@@ -57,7 +58,7 @@ viz.setup_notebook()
 # float32. `attack_precision` in the settings says which ran.)
 
 # %%
-run = experiments.run_poisoning(data, profile, seed)
+run = experiments.run_poisoning(scenario)
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]

@@ -58,6 +58,7 @@ import pandas as pd
 from explainer import experiments, paper, results, ui, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
 # %% [markdown]
 # ## Training the robust models
@@ -70,7 +71,7 @@ viz.setup_notebook()
 # first run takes minutes.
 
 # %%
-run = experiments.run_adaptive(data, profile, seed)
+run = experiments.run_adaptive(scenario)
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]

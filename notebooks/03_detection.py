@@ -40,9 +40,10 @@ import pandas as pd
 from explainer import experiments, results, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
 # %%
-run = experiments.run_detection(data, profile, seed)
+run = experiments.run_detection(scenario)
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
 # %% [markdown]

@@ -50,6 +50,7 @@ import pandas as pd
 from explainer import arms_race, attacks, experiments, models, results, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 if extra_onnx:  # one more column below (see bench/newer_extractor.py for where to get one)
     models.register_onnx(extra_onnx, year=extra_onnx_year)
 
@@ -70,7 +71,7 @@ viz.timeline_figure(rows, [(year, name) for name, year in attacks.RELEASED.items
 # does nothing. Online extractors appear as "needs download" columns until their weights are here.
 
 # %%
-run = experiments.run_time_travel(data, profile, seed)
+run = experiments.run_time_travel(scenario)
 viz.protection_heatmap_figure(run.results).show()
 
 # %% [markdown]

@@ -41,9 +41,10 @@ import pandas as pd
 from explainer import experiments, results, ui, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
 # %%
-run = experiments.run_hybrid(data, profile, seed, robust=robust)
+run = experiments.run_hybrid(scenario, robust=robust)
 print(f"accurate model: {run.accurate}, robust model: {run.robust}, tau chosen on validation users: {run.tau:.2f}")
 pd.DataFrame(run.results).T[["model", "clean_accuracy", "protection_rate"]]
 

@@ -48,6 +48,7 @@ import pandas as pd
 from explainer import attacks, experiments, profiles, results, ui, viz
 
 viz.setup_notebook()
+scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 chosen_mode = mode or profiles.resolve(profile).users.modes[attack]
 attack, chosen_mode
 
@@ -58,7 +59,7 @@ attack, chosen_mode
 # and the face is cloaked. The notes say what happened to each photo.
 
 # %%
-run = experiments.run_your_photo(photos or None, attack, chosen_mode, data, profile, seed)
+run = experiments.run_your_photo(scenario, photos or None, attack, chosen_mode)
 print("\n".join(run.messages()))
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
@@ -118,6 +119,6 @@ print(results.your_photo_headline(run.to_json()))
 # %%
 modes = {a: attacks.modes(a) for a in attacks.ATTACKS}
 ui.YourPhotoWidget(
-    lambda files, a, m, face: experiments.run_your_photo(files or None, a, m, data, profile, seed, face_choice=face),
+    lambda files, a, m, face: experiments.run_your_photo(scenario, files or None, a, m, face_choice=face),
     modes, attack, chosen_mode).show(widgets)
 

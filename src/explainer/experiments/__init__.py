@@ -3,7 +3,8 @@ one module per section of the paper: ``poisoning``, ``adaptive``, ``detection``,
 ``time_travel``, ``hybrid``, and ``your_photo`` for notebook 06. ``common`` holds what they
 all start from.
 
-Each experiment loads the setting of a profile, computes what it needs through the cache
+Each experiment takes a ``Scenario`` (the data, the profile, the seed, the cache, progress bars;
+built once, e.g. ``Scenario("orl", "ci")``), computes what it needs through the cache
 (cloaks, embeddings, trained models) and returns a run object whose ``to_json()`` is what
 ``explainer experiment NAME --json`` prints: ``{"results": [...], "settings": {...}, "paper": [...]}``,
 where ``paper`` lists the figures the paper's authors reported for the same experiment, each with
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from .adaptive import (AdaptiveRun, adaptive_generalisation, adaptive_umap, cloak_shift, run_adaptive,
                        same_person_distance)
-from .common import (VIEWER_EXTRA_MODES, adaptive_model, cloak_workload, cloaked_setting, defender_data,
+from .common import (VIEWER_EXTRA_MODES, Scenario, adaptive_model, cloak_workload, cloaked_setting, defender_data,
                      evaluation_models, protected_cloaks)
 from .detection import DetectionRun, run_detection
 from .hybrid import HybridRun, pooled, run_hybrid
@@ -25,7 +26,7 @@ from .your_photo import YourPhotoRun, run_your_photo, your_canvases
 EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection": run_detection,
                "time-travel": run_time_travel, "hybrid": run_hybrid}
 
-__all__ = ["EXPERIMENTS", "VIEWER_EXTRA_MODES", "AdaptiveRun", "DetectionRun", "HybridRun", "PoisoningRun",
+__all__ = ["EXPERIMENTS", "VIEWER_EXTRA_MODES", "AdaptiveRun", "Scenario", "DetectionRun", "HybridRun", "PoisoningRun",
            "TimeTravelRun", "YourPhotoRun", "adaptive_generalisation", "adaptive_model", "adaptive_umap",
            "cloak_shift", "cloak_workload", "cloaked_setting", "defender_data", "evaluation_models", "iterate_frames",
            "pooled", "protected_cloaks", "run_adaptive", "run_detection", "run_hybrid", "run_poisoning",

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import attacks, defences, models, paper, protocol
 from ..maps import umap_coords
-from ..profiles import resolve
-from .common import common_settings, original_and_robust, record_run, adaptive_model, cloaked_setting, defender_data
+from .common import (Scenario, adaptive_model, cloaked_setting, common_settings, defender_data,
+                     original_and_robust)
 
 
 @dataclass
@@ -46,10 +46,9 @@ def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifie
     return out
 
 
-def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes: tuple[str, ...] = defences.RECIPES,
+def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES,
                  starts: tuple[str, ...] = defences.STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
-                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True, progress: bool = True,
-                 cache=None) -> AdaptiveRun:
+                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True) -> AdaptiveRun:
     """Train robust FaceNets on the defender's own cloaks of public users; rerun the protocol.
 
     For each recipe, every start stage in ``starts`` is trained and scored on held-out public
@@ -60,10 +59,11 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     """
     start_time = time.perf_counter()
     base = "facenet-keras"
-    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
+    seed, cache = scenario.seed, scenario.cache
+    setting, cloaks = cloaked_setting(scenario, attack_names)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    public, pub_cloaks = defender_data(scenario, attack_names)
     n_train = len(public.train)
 
     def scores(embed) -> tuple[dict, dict]:
@@ -78,8 +78,7 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     before_val_clean = float(np.mean([v["clean_accuracy"] for v in before_val.values()]))
 
     def candidate(recipe, start, trained_on):
-        robust = adaptive_model(setting, public, {a: pub_cloaks[a] for a in trained_on}, profile, recipe, start, seed,
-                                progress, cache)
+        robust = adaptive_model(scenario, public, {a: pub_cloaks[a] for a in trained_on}, recipe, start)
         test, val = scores(lambda c: robust.embeddings(c, cache))
         return {"recipe": recipe, "start": start, "trained_on": list(trained_on), "train_s": round(robust.train_s, 1),
                 "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
@@ -96,26 +95,26 @@ def run_adaptive(source=None, profile: str = "classroom", seed: int = 0, recipes
     candidate_rows = [r for c in tried for r in _candidate_rows(c, before, any(c is s for s in chosen.values()))]
 
     clean_photo = _one_clean_photo(setting, cloaks, [c["model"] for c in chosen.values()], seed, cache)
-    run_settings = {**_settings(setting, public, profile, seed, attack_names), "base": base,
+    run_settings = {**_settings(scenario, public, attack_names), "base": base,
                     "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("adaptive", AdaptiveRun(setting, profile, seed, public, cloaks, pub_cloaks,
-                                             {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
-                                             clean_photo, run_settings), source)
+    return scenario.record("adaptive", AdaptiveRun(setting, scenario.profile, seed, public, cloaks, pub_cloaks,
+                                                  {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
+                                                  clean_photo, run_settings))
 
 
-def _settings(setting, public, profile, seed, attack_names) -> dict:
+def _settings(scenario: Scenario, public, attack_names) -> dict:
     """The adaptive report's settings: the defender's data, its cloaks and its training."""
-    resolved = resolve(profile)
-    return {**common_settings(setting, profile, seed),
+    resolved, setting = scenario.sizes, scenario.setting
+    return {**common_settings(scenario),
             "public_identities": int(len(public.train_identities)),
             "validation_identities": int(len(public.validation_identities)),
             "public_pairs_per_attack": int(len(public.train)),
             "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
             "public_steps": {a: resolved.defender.steps[a] for a in attack_names},
             "modes": {a: resolved.users.modes[a] for a in attack_names},
-            "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, profile, seed)))
+            "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, scenario.profile, scenario.seed)))
             if attacks.HARDEST in attack_names else 0,
             "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr}
 

@@ -3,25 +3,51 @@ photos and cloaks, the adaptive model, and how a report is recorded. The one pla
 shared prologue of the experiments lives."""
 from __future__ import annotations
 
-
+import functools
+from dataclasses import dataclass, field
 
 from .. import attacks, defences, models, protocol
 from .. import results as store
-from ..profiles import resolve
+from ..cache import Cache
+from ..profiles import Profile, resolve
 
 
-def common_settings(setting: protocol.Setting, profile: str, seed: int) -> dict:
+@dataclass(frozen=True)
+class Scenario:
+    """Who runs an experiment, and on what: the data, the profile, the seed, the cache and
+    whether to show progress bars. Built once (a notebook's first code cell, the CLI) and handed
+    to every experiment instead of five loose parameters. ``sizes`` is the resolved ``Profile``:
+    an unknown profile name fails here, before any work."""
+
+    source: object = None  # "orl" (default), "lfw" or a folder <identity>/<images>
+    profile: str = "classroom"
+    seed: int = 0
+    cache: Cache = field(default_factory=Cache)
+    progress: bool = True
+    sizes: Profile = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "sizes", resolve(self.profile))
+        object.__setattr__(self, "profile", self.sizes.name)
+
+    @functools.cached_property
+    def setting(self) -> protocol.Setting:
+        """The faces, the people and who is protected (cached on disk; loaded once per scenario)."""
+        return protocol.load_setting(self.source, self.profile, self.seed, progress=self.progress, cache=self.cache)
+
+    def record(self, name: str, run):
+        """Record ``run``'s report for notebook 07 (``explainer.results``) and return the run."""
+        store.record(name, run.to_json(), self.source, self.profile, self.seed)
+        return run
+
+
+def common_settings(scenario: Scenario) -> dict:
     """What every report's ``settings`` opens with: the data, its size and the protected test photos."""
-    return {"data": setting.faces.source, "profile": profile, "seed": seed,
+    setting = scenario.setting
+    return {"data": setting.faces.source, "profile": scenario.profile, "seed": scenario.seed,
             "identities": setting.faces.n_identities, "photos": len(setting.faces),
             "protected_users": int(len(setting.split.protected)),
             "protected_test_photos": int(len(setting.split.protected_test(setting.labels)))}
-
-
-def record_run(name: str, run, source):
-    """Record ``run``'s report for notebook 07 (``explainer.results``) and return the run."""
-    store.record(name, run.to_json(), source, run.profile, run.seed)
-    return run
 
 
 def evaluation_models() -> list[str]:
@@ -29,14 +55,13 @@ def evaluation_models() -> list[str]:
     return [n for n in models.model_names() if models.availability(n)[0]]
 
 
-def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed: int = 0,
-                     progress: bool = True, cache=None) -> attacks.CloakResult:
+def protected_cloaks(scenario: Scenario, attack: str) -> attacks.CloakResult:
     """Cloaks of every protected user's training photos, with the profile's mode (cached).
 
     About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
     experiment asks for the same ones, so they are computed once and shared through the cache.
     """
-    users = resolve(profile).users
+    setting, users = scenario.setting, scenario.sizes.users
     mode = users.modes[attack]
     steps = users.steps_of(attack)
     record_every = max(1, attacks.steps_of(attack, mode, steps) // 10)
@@ -44,35 +69,37 @@ def protected_cloaks(setting: protocol.Setting, attack: str, profile: str, seed:
     idx = split.protected_train(labels)
     # a targeted tool draws targets from the public users' scraped photos
     return attacks.cloak(setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting),
-                         seed=seed, record_every=record_every, progress=progress, cache=cache, steps=steps)
+                         seed=scenario.seed, record_every=record_every, progress=scenario.progress,
+                         cache=scenario.cache, steps=steps)
 
 
-def cloaked_setting(source, profile: str, seed: int = 0, attack_names=attacks.ATTACKS, progress: bool = True,
-                    cache=None) -> tuple[protocol.Setting, dict[str, attacks.CloakResult]]:
+def cloaked_setting(scenario: Scenario, attack_names=attacks.ATTACKS
+                    ) -> tuple[protocol.Setting, dict[str, attacks.CloakResult]]:
     """What every experiment after 01 starts from: the setting and the protected users' cloaks."""
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
-    return setting, {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    return scenario.setting, {a: protected_cloaks(scenario, a) for a in attack_names}
 
 
-def defender_data(setting: protocol.Setting, profile: str, seed: int = 0, attack_names=attacks.ATTACKS,
-                  progress: bool = True, cache=None) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
+def defender_data(scenario: Scenario, attack_names=attacks.ATTACKS
+                  ) -> tuple["defences.PublicData", dict[str, attacks.CloakResult]]:
     """The public users' photos the defender cloaks, and its cloaks of them per attack (cached)."""
+    setting, profile, seed = scenario.setting, scenario.profile, scenario.seed
     public = defences.profile_public_data(setting, profile, seed)
-    return public, {a: defences.public_cloaks(setting, public, a, profile, seed, progress, cache) for a in attack_names}
+    return public, {a: defences.public_cloaks(setting, public, a, profile, seed, scenario.progress, scenario.cache)
+                    for a in attack_names}
 
 
-def adaptive_model(setting: protocol.Setting, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
-                   profile: str, recipe: str = "align", start: str = defences.STARTS[-1], seed: int = 0,
-                   progress: bool = True, cache=None, lowkey_share: float | None = None, epochs: int | None = None,
-                   lr: float | None = None) -> "defences.RobustModel":
+def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
+                   recipe: str = "align", start: str = defences.STARTS[-1], lowkey_share: float | None = None,
+                   epochs: int | None = None, lr: float | None = None) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
     among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
     ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
     and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
     (``bench/adaptive_pairs.py`` varies them)."""
-    training = resolve(profile).training
-    extra = defences.lowkey_extra(setting, public, profile, seed, lowkey_share if attacks.HARDEST in public_cloaks else 0,
-                                  progress, cache)
+    setting, training, seed, cache, progress = (scenario.setting, scenario.sizes.training, scenario.seed,
+                                                scenario.cache, scenario.progress)
+    extra = defences.lowkey_extra(setting, public, scenario.profile, seed,
+                                  lowkey_share if attacks.HARDEST in public_cloaks else 0, progress, cache)
     clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
                                  epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,

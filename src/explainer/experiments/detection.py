@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attacks, defences, models, paper, protocol
-from ..profiles import resolve
-from .common import common_settings, record_run, rounded, cloaked_setting, defender_data
+from .common import Scenario, cloaked_setting, common_settings, defender_data, rounded
 
 
 @dataclass
@@ -32,9 +31,8 @@ class DetectionRun:
                 "filter": self.filter, "settings": self.settings, "paper": paper.entries("detection")}
 
 
-def run_detection(source=None, profile: str = "classroom", seed: int = 0,
-                  attack_names: tuple[str, ...] = attacks.ATTACKS, jpeg_quality: int = 75, progress: bool = True,
-                  cache=None) -> DetectionRun:
+def run_detection(scenario: Scenario, attack_names: tuple[str, ...] = attacks.ATTACKS,
+                  jpeg_quality: int = 75) -> DetectionRun:
     """Train cloak detectors on the defender's cloaks of public users; test on other identities.
 
     One detector per attack and one on all of them ("all"), trained on ``public.train``'s
@@ -50,17 +48,16 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
     ``filter``: the "all" detector removes what it flags from the gallery and the protocol is rerun.
     """
     start_time = time.perf_counter()
-    resolved = resolve(profile)
-    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
-    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    resolved, seed, cache = scenario.sizes, scenario.seed, scenario.cache
+    setting, cloaks = cloaked_setting(scenario, attack_names)
+    public, pub_cloaks = defender_data(scenario, attack_names)
     n, epochs = len(public.train), resolved.training.detector_epochs
-    detectors, single_epochs, extra_idx = _train_detectors(setting, public, pub_cloaks, profile, seed, attack_names,
-                                                           epochs, progress, cache)
+    detectors, single_epochs, extra_idx = _train_detectors(scenario, public, pub_cloaks, attack_names, epochs)
     results, cross, compressed, test_scores, thresholds = _score_detectors(setting, public, cloaks, detectors,
                                                                            attack_names, jpeg_quality)
     filtered = _filtered_gallery(setting, cloaks, detectors["all"], thresholds["all"], seed, cache)
     split, test_clean = setting.split, setting.split.protected_train(setting.labels)
-    run_settings = {**common_settings(setting, profile, seed), "backbone": "efficientnet-lite0",
+    run_settings = {**common_settings(scenario), "backbone": "efficientnet-lite0",
                     "train_identities": int(len(public.train_identities)), "train_pairs_per_attack": int(n),
                     "validation_identities": int(len(public.validation_identities)),
                     "test_identities": int(len(split.protected)),
@@ -70,16 +67,17 @@ def run_detection(source=None, profile: str = "classroom", seed: int = 0,
                     "modes": {a: resolved.users.modes[a] for a in attack_names},
                     "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("detection", DetectionRun(setting, profile, seed, public, detectors, results, cross, compressed,
-                                               filtered, test_scores, run_settings), source)
+    return scenario.record("detection", DetectionRun(setting, scenario.profile, seed, public, detectors, results, cross,
+                                                    compressed, filtered, test_scores, run_settings))
 
 
-def _train_detectors(setting, public, pub_cloaks, profile, seed, attack_names, epochs, progress, cache):
+def _train_detectors(scenario: Scenario, public, pub_cloaks, attack_names, epochs):
     """One detector per attack and one on all of them, every one for as many updates: (detectors,
     each single-attack detector's epochs, the further LowKey photos)."""
+    setting, seed, cache, progress = scenario.setting, scenario.seed, scenario.cache, scenario.progress
     n = len(public.train)
     train_clean = setting.canvases[public.train]
-    extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, profile, seed,
+    extra_idx, extra_cloaked = defences.lowkey_extra(setting, public, scenario.profile, seed,
                                                      None if attacks.HARDEST in attack_names else 0, progress, cache)
     single_epochs, detectors = {}, {}
     for a in attack_names:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attacks, defences, models, paper, protocol
-from .common import common_settings, record_run, adaptive_model, cloaked_setting, defender_data, evaluation_models
+from .common import Scenario, adaptive_model, cloaked_setting, common_settings, defender_data, evaluation_models
 
 
 @dataclass
@@ -38,8 +38,8 @@ def pooled(curves: dict) -> "defences.HybridCurves":
                                  float(np.mean([c.human_needed for c in cs])))
 
 
-def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: str = "adaptive",
-               attack_names: tuple[str, ...] = attacks.ATTACKS, progress: bool = True, cache=None) -> HybridRun:
+def run_hybrid(scenario: Scenario, robust: str = "adaptive", attack_names: tuple[str, ...] = attacks.ATTACKS
+               ) -> HybridRun:
     """Combine the most accurate extractor of the zoo with a robust one (``"adaptive"``: the aligned
     FaceNet of notebook 02; ``"newest"``: the newest offline extractor).
 
@@ -47,16 +47,17 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
     (``defences.choose_tau``), then applied to the protected users. Rates are averaged over attacks.
     """
     start_time = time.perf_counter()
-    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
+    seed, cache = scenario.seed, scenario.cache
+    setting, cloaks = cloaked_setting(scenario, attack_names)
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
-    public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+    public, pub_cloaks = defender_data(scenario, attack_names)
     clean_acc = {n: protocol.clean_nn1_accuracy(models.embeddings(n, setting.canvases, cache, progress=False), labels, split)
                  for n in evaluation_models()}
     accurate = max(clean_acc, key=lambda n: (clean_acc[n], -models.model_info(n).year))
     embed = {"accurate": lambda c: models.embeddings(accurate, c, cache, progress=False)}
     if robust == "adaptive":
-        model = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
+        model = adaptive_model(scenario, public, pub_cloaks)
         robust_name, embed["robust"] = model.name, (lambda c: model.embeddings(c, cache))
     elif robust == "newest":
         robust_name = models.FUTURE_MODEL
@@ -81,11 +82,11 @@ def run_hybrid(source=None, profile: str = "classroom", seed: int = 0, robust: s
     i = int(np.flatnonzero(taus == tau)[0])
 
     results = _hybrid_results(test, overall, i, tau, accurate, robust_name)
-    run_settings = {**common_settings(setting, profile, seed), "clean_accuracy_1nn": clean_acc,
+    run_settings = {**common_settings(scenario), "clean_accuracy_1nn": clean_acc,
                     "tau_chosen_on": f"{len(public.validation_identities)} held-out public users",
                     "classifier": "1nn", "attacks": list(attack_names), "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("hybrid", HybridRun(setting, profile, seed, accurate, robust_name, test, validation, tau, results,
-                                         run_settings), source)
+    return scenario.record("hybrid", HybridRun(setting, scenario.profile, seed, accurate, robust_name, test, validation,
+                                              tau, results, run_settings))
 
 
 def _entry(rates: dict, model: str, per_attack: dict) -> dict:

@@ -8,8 +8,7 @@ import numpy as np
 
 from .. import attacks, models, paper, protocol
 from ..maps import umap_coords
-from ..profiles import resolve
-from .common import VIEWER_EXTRA_MODES, common_settings, record_run, evaluation_models, protected_cloaks
+from .common import VIEWER_EXTRA_MODES, Scenario, common_settings, evaluation_models, protected_cloaks
 
 
 @dataclass
@@ -27,9 +26,9 @@ class PoisoningRun:
         return {"results": self.results, "settings": self.settings, "paper": paper.entries("poisoning")}
 
 
-def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_models: list[str] | None = None,
-                  classifiers: tuple[str, ...] = protocol.CLASSIFIERS, attack_names: tuple[str, ...] = attacks.ATTACKS,
-                  progress: bool = True, cache=None) -> PoisoningRun:
+def run_poisoning(scenario: Scenario, eval_models: list[str] | None = None,
+                  classifiers: tuple[str, ...] = protocol.CLASSIFIERS, attack_names: tuple[str, ...] = attacks.ATTACKS
+                  ) -> PoisoningRun:
     """Cloak the protected users' scraped photos with each attack; evaluate every model and classifier.
 
     For each (attack, model, classifier): the protection rate (error on protected users' clean
@@ -37,11 +36,11 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
     with nobody protected. ``attacked`` says whether the cloak was made against that model.
     """
     start = time.perf_counter()
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, seed, cache, progress = scenario.setting, scenario.seed, scenario.cache, scenario.progress
     split, labels = setting.split, setting.labels
     eval_models = eval_models or evaluation_models()
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(setting, a, profile, seed, progress, cache) for a in attack_names}
+    cloaks = {a: protected_cloaks(scenario, a) for a in attack_names}
     results, clean_errors = [], {}
     for model_name in eval_models:
         clean_emb = models.embeddings(model_name, setting.canvases, cache, progress=progress)
@@ -74,8 +73,8 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
                                              for k, v in evaluation.per_user.items()},
                                 "dssim_mean": round(float(result.dssim.mean()), 5),
                                 "linf_max_255": int(round(float(result.linf.max()) * 255))})
-    users = resolve(profile).users
-    run_settings = {**common_settings(setting, profile, seed),
+    users = scenario.sizes.users
+    run_settings = {**common_settings(scenario),
                     "protected": [setting.names[i] for i in split.protected],
                     "protected_train_photos": int(len(protected_idx)),
                     "modes": {a: users.modes[a] for a in attack_names}, "lowkey_steps": users.steps[attacks.HARDEST],
@@ -83,7 +82,7 @@ def run_poisoning(source=None, profile: str = "classroom", seed: int = 0, eval_m
                     "attack_precision": sorted({r.precision for r in cloaks.values()}),
                     "perceptual": {a: r.perceptual for a, r in cloaks.items() if r.perceptual},
                     "seconds": round(time.perf_counter() - start, 1)}
-    return record_run("poisoning", PoisoningRun(setting, profile, seed, cloaks, results, run_settings), source)
+    return scenario.record("poisoning", PoisoningRun(setting, scenario.profile, seed, cloaks, results, run_settings))
 
 
 def iterate_frames(run: PoisoningRun, user: int, eval_models: list[str], seed: int = 0, cache=None) -> dict:

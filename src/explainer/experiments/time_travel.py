@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import attacks, defences, models, paper, protocol
-from .common import common_settings, embedder, record_run, adaptive_model, cloaked_setting, defender_data
+from .common import Scenario, adaptive_model, cloaked_setting, common_settings, defender_data, embedder
 
 
 @dataclass
@@ -78,9 +78,8 @@ def switching_rows(setting: protocol.Setting, cloaks: dict[str, attacks.CloakRes
     return rows
 
 
-def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
-                    attack_names: tuple[str, ...] = attacks.ATTACKS, switching: bool = True, probe: bool = True,
-                    progress: bool = True, cache=None) -> TimeTravelRun:
+def run_time_travel(scenario: Scenario, attack_names: tuple[str, ...] = attacks.ATTACKS, switching: bool = True,
+                    probe: bool = True) -> TimeTravelRun:
     """The protected users' cloaks (made once, against the attacker's-era models) against every
     extractor of the zoo, in publication order (1-NN). Models whose weights are not here are
     listed with ``"available": false`` and what they need.
@@ -93,28 +92,29 @@ def run_time_travel(source=None, profile: str = "classroom", seed: int = 0,
     few pairs, on top of an extractor the cloaks already reach; notebook 04 explains the difference.
     """
     start_time = time.perf_counter()
-    setting, cloaks = cloaked_setting(source, profile, seed, attack_names, progress, cache)
+    seed, cache = scenario.seed, scenario.cache
+    setting, cloaks = cloaked_setting(scenario, attack_names)
     results, embedders = zoo_rows(setting, cloaks, seed, cache)
 
     newest = max((n for n in embedders), key=lambda n: (models.model_info(n).year, n))
     newest_offline = models.FUTURE_MODEL
     switch_rows, probe_rows = [], []
     if switching or probe:
-        public, pub_cloaks = defender_data(setting, profile, seed, attack_names, progress, cache)
+        public, pub_cloaks = defender_data(scenario, attack_names)
     if switching and len(switch_pairs(attack_names)) > 0:
-        robust = adaptive_model(setting, public, pub_cloaks, profile, seed=seed, progress=progress, cache=cache)
+        robust = adaptive_model(scenario, public, pub_cloaks)
         judges = {m: embedders[m] for m in (*models.ATTACKER_MODELS, newest_offline) if m in embedders}
         judges[robust.name] = lambda c: robust.embeddings(c, cache)
         switch_rows = switching_rows(setting, cloaks, judges, seed)
     if probe:
         for base in dict.fromkeys([newest_offline, newest]):
             probe_rows += probe_rows_of(setting, public, pub_cloaks, cloaks, base, embedders[base], results, seed)
-    run_settings = {**common_settings(setting, profile, seed), "newest_offline": newest_offline,
+    run_settings = {**common_settings(scenario), "newest_offline": newest_offline,
                     "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    return record_run("time-travel", TimeTravelRun(setting, profile, seed, cloaks, results, switch_rows, probe_rows,
-                                                  run_settings), source)
+    return scenario.record("time-travel", TimeTravelRun(setting, scenario.profile, seed, cloaks, results, switch_rows,
+                                                       probe_rows, run_settings))
 
 
 def zoo_rows(setting, cloaks, seed: int = 0, cache=None) -> tuple[list[dict], dict]:

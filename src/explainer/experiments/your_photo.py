@@ -9,8 +9,7 @@ import numpy as np
 from .. import attacks, defences, models, protocol
 from ..data import PhotoError, load_photo
 from ..faces import CANVAS, face_in_photo
-from ..profiles import resolve
-from .common import common_settings, embedder, protected_cloaks
+from .common import Scenario, common_settings, embedder, protected_cloaks
 
 
 @dataclass
@@ -55,9 +54,8 @@ def your_canvases(photos, face_choice: int = 0) -> tuple[np.ndarray, list[str], 
     return np.stack(canvases) if canvases else np.empty((0, CANVAS, CANVAS, 3), np.uint8), notes, errors
 
 
-def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = None, source=None,
-                   profile: str = "classroom", seed: int = 0, face_choice: int = 0, progress: bool = True,
-                   cache=None) -> YourPhotoRun:
+def run_your_photo(scenario: Scenario, photos=None, attack: str = "fawkes-v1.0", mode: str | None = None,
+                   face_choice: int = 0) -> YourPhotoRun:
     """Cloak a user's photos, post them among the other identities of ``source``, and ask every
     model of the timeline "who is this?" on clean photos of the user.
 
@@ -70,9 +68,9 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
     Raises ``explainer.data.PhotoError`` when no photo is usable.
     """
     start_time = time.perf_counter()
-    setting = protocol.load_setting(source, profile, seed, progress=progress, cache=cache)
+    setting, seed, cache, progress = scenario.setting, scenario.seed, scenario.cache, scenario.progress
     split, labels = setting.split, setting.labels
-    users = resolve(profile).users
+    users = scenario.sizes.users
     mode = mode or users.modes.get(attack) or attacks.default_mode(attack)
     notes, errors = [], []
     if photos is None:
@@ -85,7 +83,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
         notes.append(f"sample: {setting.names[user]} of the built-in faces, {len(enrolled)} photos posted, "
                      f"{len(queries)} clean photos asked about")
         if mode == users.modes[attack]:  # the very cloaks of notebook 01, from the cache
-            result = protected_cloaks(setting, attack, profile, seed, progress, cache).subset(mine)
+            result = protected_cloaks(scenario, attack).subset(mine)
         else:
             result = None
     else:
@@ -108,7 +106,7 @@ def run_your_photo(photos=None, attack: str = "fawkes-v1.0", mode: str | None = 
                                cache=cache, steps=users.steps_of(attack))
 
     answers, shared = ask_every_model(setting, others, enrolled, queries, result, cache)
-    run_settings = {**common_settings(setting, profile, seed), "attack": attack, "mode": result.mode,
+    run_settings = {**common_settings(scenario), "attack": attack, "mode": result.mode,
                     "attack_models": list(result.models), "posted": len(enrolled), "questions": len(queries),
                     "others": int(len(np.unique(labels[others]))), "sample": photos is None,
                     "seconds": round(time.perf_counter() - start_time, 1)}
