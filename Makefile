@@ -35,5 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/models.py --data ../shared/data/lfw-deepfunneled-20 --json
 
 # Regenerate the .ipynb files from their paired py:percent sources (outputs stay out of git).
+# Then tag every cell with its slide type (present mode: RISE in JupyterLab).
 notebooks-sync: $(STAMP)
 	$(VENV)/bin/jupytext --to ipynb notebooks/[0-9][0-9]_*.py
+	$(PY) -c "from explainer.notebooks import tag_slides; tag_slides()"

@@ -5,13 +5,15 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · The adaptive defence: the trainer moves second
 #
 # Notebook 01 showed cloaks fooling the model they were made against. But the cloaking tools
@@ -46,13 +48,13 @@
 # the model has not seen, and more distinct clean photos teach it to.
 # </details>
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] slideshow={"slide_type": "skip"}
 profile: str = "classroom"  # ci | classroom | full
 data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
 seed: int = 0
 widgets: bool = True  # interactive ipywidgets (live kernel); False shows static figures (HTML export)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import pandas as pd
 
 from explainer import experiments, paper, results, ui, viz
@@ -60,7 +62,7 @@ from explainer import experiments, paper, results, ui, viz
 viz.setup_notebook()
 scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Training the robust models
 # For each recipe, three depths are tried: the last layer only (`last_linear`), the top
 # Inception blocks (`repeat_3` up), and all but the first two convolutions (`conv2d_2b` up;
@@ -70,18 +72,18 @@ scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed 
 # public user's photos) stays within 2 points of the original. Trained models are cached; the
 # first run takes minutes.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 run = experiments.run_adaptive(scenario)
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # What the defender made: its own cloaks of public users' photos, one tab per attack.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 public = run.setting.canvases[run.public.all]
 ui.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in run.public_cloaks.items()}).show(widgets)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## The result
 # Grey: protection against the original FaceNet (notebook 01's result). Red: against the robust
 # FaceNet the defender chose, with the same cloaks and the same classifier. Markers: clean
@@ -92,18 +94,18 @@ ui.CloakViewer({f"{a} {c.mode} (defender's)": (public, c) for a, c in run.public
 # the authors' code 0.03 for both attacks (black diamonds). Read the bars as what this
 # laptop-sized defender achieved. The table in the next section shows every model tried.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 for recipe in run.robust:
     rows = [r for r in run.results if r["recipe"] == recipe and r["classifier"] == "1nn"]
     viz.before_after_figure(rows, f"Robust FaceNet ({recipe}), 1-NN", paper.markers("adaptive"),
                             "paper (FaceCure README, one user)").show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 table = pd.DataFrame(run.results)
 table.pivot_table(index=["recipe", "attack"], columns="classifier",
                   values=["protection_rate_before", "protection_rate", "clean_accuracy_before", "clean_accuracy"])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What fails, and what works
 # Every model the defender trained, with its score on the held-out public users (what the choice
 # was made on) and on the protected users (what it achieved). Training only the last layer or
@@ -111,13 +113,13 @@ table.pivot_table(index=["recipe", "attack"], columns="classifier",
 # The last row, when present, is the aligned model trained **without** LowKey's cloaks (nor the
 # further LowKey pairs): a defender must have seen an attack to undo it.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 candidates = pd.DataFrame([r for r in run.candidates if r["classifier"] == "1nn"])
 candidates["trained_on"] = candidates["trained_on"].map(", ".join)
 candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_protection", "train_s"],
                        columns="attack", values="protection_rate", sort=False)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why not all the way? The defender learnt its own cloaks
 # How far a cloak still moves its photo (squared distance between unit embeddings of the cloak
 # and of the clean photo it was made from), under the original FaceNet and each chosen robust
@@ -127,38 +129,38 @@ candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_prote
 # cloaks rather than the attack: a laptop-sized defender has a few hundred pairs where the
 # paper's had tens of thousands. More pairs, and more distinct clean photos, narrow the gap.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(experiments.adaptive_generalisation(run))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Watching the embeddings move
 # Clean photos of a few public users, the protected users' clean test photos, and their cloaked
 # scraped photos ("NAME (cloaked)"). Switch the model: under the original FaceNet the cloaks sit
 # away from their owner; under the robust one they fall back onto them.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 coords, groups, names = experiments.adaptive_umap(run, attack="fawkes-v1.0", seed=seed)
 ui.ModelUmapWidget(coords, groups, names, start=list(coords)[-1]).show(widgets)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## A photo already online
 # The post remarks that unperturbed photos a user posted before cloaking (or that friends
 # posted) undermine the cloaks. Add the clean version of **one** scraped photo per protected user
 # to the gallery, beside all their cloaks:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(run.clean_photo).pivot_table(index="model", columns="attack", values="protection_rate")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What the paper found, and what this run found
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(results.compare("adaptive", run.to_json()))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 print(results.headline("adaptive", run.to_json()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Take-away.** The users moved first and cannot change their cloaks after upload; the trainer
 # moves second, with the same public tools, and can keep improving its robust model for as long
 # as the photos stay online (here: more public cloaks, made at the users' settings, and deeper

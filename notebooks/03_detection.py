@@ -5,13 +5,15 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 03 · Detection: cloaks are easy to spot
 #
 # A cloak has to be invisible to people, not to machines. The paper fine-tunes an ImageNet CNN
@@ -29,12 +31,12 @@
 # minutes on the trainer's own cloaks of other people spot the users' cloaks? Which would be
 # harder for it: a cloaking tool it never saw, or a photo re-saved as JPEG?
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] slideshow={"slide_type": "skip"}
 profile: str = "classroom"  # ci | classroom | full
 data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
 seed: int = 0
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import pandas as pd
 
 from explainer import experiments, results, viz
@@ -42,11 +44,11 @@ from explainer import experiments, results, viz
 viz.setup_notebook()
 scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 run = experiments.run_detection(scenario)
 pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Precision and recall on held-out identities
 # One detector per attack, and one trained on all three ("all"); each takes as many training
 # updates (details: a single-attack detector has a third of the photos, so three times the
@@ -56,29 +58,29 @@ pd.DataFrame(results.settings_table(run.settings)).set_index("setting")
 # cloaks caught. The confusion matrix reads [[clean kept, clean flagged], [cloaks missed, cloaks caught]].
 # ROC-AUC does not depend on the threshold; precision and recall do.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 table = pd.DataFrame(run.results)
 table["trained_on"] = table["trained_on"].map(lambda t: t[0] if len(t) == 1 else "all")
 table[["attack", "trained_on", "threshold", "precision", "recall", "roc_auc", "confusion", "train_s"]]
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 viz.roc_figure(run.test_scores, "ROC of the detector trained on all attacks").show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Where it drops
 # **Another attack.** A detector trained on one tool, tested on the others' cloaks (the
 # diagonal is the table above). **Compression.** Social networks re-encode uploads; here every
 # test photo, clean and cloaked, is saved as JPEG at quality 75 before the detector sees it.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 viz.cross_attack_figure(run.results + run.cross_attack, "recall").show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 jpeg = pd.DataFrame(run.jpeg)
 jpeg["trained_on"] = jpeg["trained_on"].map(lambda t: t[0] if len(t) == 1 else "all")
 jpeg[["attack", "trained_on", "quality", "threshold", "precision", "recall", "roc_auc"]]
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## The detector as the trainer's filter
 # The trainer scores every scraped photo and drops what the "all" detector flags, then reruns the
 # protocol of notebook 01 (1-NN on the attacked FaceNet). Read the protection rate with care:
@@ -87,10 +89,10 @@ jpeg[["attack", "trained_on", "quality", "threshold", "precision", "recall", "ro
 # everyone else, and the knowledge of *which* photos are cloaked, to hand to the robust model
 # of notebook 02 or to keep until a newer extractor arrives (notebook 04).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(run.filter)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A detector is a privacy risk in its own right: the post notes that a cloaked photo, once
 # spotted, singles out its owner as someone who tried to hide.
 #
@@ -98,8 +100,8 @@ pd.DataFrame(run.filter)
 # The paper fine-tunes an ImageNet model on 25 random FaceScrub celebrities and reports 99.8 %
 # precision and recall (as the post retells it).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(results.compare("detection", run.to_json()))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 print(results.headline("detection", run.to_json()))

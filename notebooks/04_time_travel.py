@@ -5,13 +5,15 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
 #     name: python3
 # ---
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 04 · Time is all you need: the oblivious defence
 #
 # A cloak is optimised once, against the extractors that exist the day the photo is posted.
@@ -37,14 +39,14 @@
 # **Predict first.** Will a face model published a year after the cloaks still be fooled by
 # them? Does it matter which tool made the cloak?
 
-# %% tags=["parameters"]
+# %% tags=["parameters"] slideshow={"slide_type": "skip"}
 profile: str = "classroom"  # ci | classroom | full
 data: str = "orl"  # "orl" (offline default), "lfw" (download) or a folder <identity>/<images>
 seed: int = 0
 extra_onnx: str = ""  # optional: an ArcFace-layout ONNX extractor to add, e.g. InsightFace's w600k_mbf.onnx
 extra_onnx_year: int = 2021
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import pandas as pd
 
 from explainer import arms_race, attacks, experiments, models, results, viz
@@ -54,38 +56,38 @@ scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed 
 if extra_onnx:  # one more column below (see bench/newer_extractor.py for where to get one)
     models.register_onnx(extra_onnx, year=extra_onnx_year)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## The timeline
 # Extractors by publication year (filled: usable offline here; open: needs a download), and the
 # attacks' release dates (dotted red).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 rows = [dict(models.model_info(n).as_dict(), available=models.availability(n)[0]) for n in models.model_names()]
 viz.timeline_figure(rows, [(year, name) for name, year in attacks.RELEASED.items()]).show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Old cloaks against every extractor
 # The protected users' cloaks from notebook 01 (same photos, same cloaks), scored with 1-NN on
 # each extractor. "attacked" marks the models a cloak was optimised against. The last row is
 # each extractor's error with nobody protected: a protection rate near that row means the cloak
 # does nothing. Online extractors appear as "needs download" columns until their weights are here.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 run = experiments.run_time_travel(scenario)
 viz.protection_heatmap_figure(run.results).show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The trainer waits: press play (or move the slider) to go from year to year. Each year's model
 # meets the same old cloaks; the dashed line is that model's error with nobody protected.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 arms_race.time_travel_animation(run.results).show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 table = pd.DataFrame([r for r in run.results if r["available"]])
 table.pivot_table(index="attack", columns=["model_year", "model"], values="protection_rate")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## As the paper found it
 # In the authors' code (one FaceScrub user), Fawkes v1.0's cloaks protect fully on the
 # extractor they were made against (1.00) and not at all on **MagFace**, a face model of 2021
@@ -106,17 +108,17 @@ table.pivot_table(index="attack", columns=["model_year", "model"], values="prote
 # file, such as InsightFace's `w600k_mbf.onnx`, to add one more 2021 face model: see
 # `bench/newer_extractor.py`.)
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(results.compare("time-travel", run.to_json()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Per attack: does the cloak still protect on the newest offline extractor? It "fails" there
 # when its protection is within 10 points of that extractor's clean error.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(run.verdicts())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## You can't regain privacy by switching attacks
 # A user's photos were cloaked with an older tool and scraped. A newer tool comes out; the user
 # re-uploads the same photos with the new cloaks. Two galleries tell the story:
@@ -131,14 +133,14 @@ pd.DataFrame(run.verdicts())
 # LowKey attack but Fawkes v0.3 did not), the newest offline model, and the adaptive model of
 # notebook 02. Black marks: each judge's clean error.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 arms_race.switching_figure(run.switching).show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 pd.DataFrame(run.switching).pivot_table(index=["old_attack", "new_attack", "uploads"], columns="model",
                                         values="protection_rate", sort=False)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Why a linear probe is not the paper's CLIP
 # The post says LowKey failed against a fine-tuned CLIP. Offline there is no CLIP, and a
 # tempting stand-in is to fine-tune the newest model here ourselves: a linear probe on SFace's
@@ -151,16 +153,16 @@ pd.DataFrame(run.switching).pivot_table(index=["old_attack", "new_attack", "uplo
 # directions the cloaks push. What breaks a transferable cloak is a model that sees faces
 # differently, not a re-weighting of one it already fools.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pd.DataFrame(run.probe)[["attack", "model", "protection_rate_base", "protection_rate", "clean_error"]]
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## What this run found
 
-# %%
+# %% slideshow={"slide_type": "-"}
 print(results.headline("time-travel", run.to_json()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Take-away.** A cloak has to fool every model that will ever see the photo; the trainer only
 # needs one that it does not fool. Notebook 05 shows how a trainer keeps the accuracy of the best
 # model while gaining the robustness of another.

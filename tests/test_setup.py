@@ -53,3 +53,15 @@ def test_ci_parameters_exist_in_every_notebook():
         uses_widgets = "widgets" in after_parameters
         assert uses_widgets == ("widgets" in declared), f"{path.name}: declare widgets iff a cell uses it"
         assert "profile" in declared and declared["profile"] in ("'classroom'", '"classroom"')
+
+
+def test_every_notebook_is_a_slide_deck():
+    """Present mode (RISE in JupyterLab): each cell carries the slide type ``slide_types`` gives,
+    so a new cell cannot slip in untagged; the title opens the deck, set-up cells are skipped."""
+    for nb_path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        for c in cells:
+            c["source"] = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        got = [c.get("metadata", {}).get("slideshow", {}).get("slide_type") for c in cells]
+        assert got == notebooks.slide_types(cells), f"{nb_path.name}: run make notebooks-sync"
+        assert got[0] == "slide" and "skip" in got

@@ -133,3 +133,39 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
         for done in exports:
             done.result()  # an export error surfaces here
     return timings
+
+
+def slide_types(cells) -> list[str]:
+    """The RISE slide type of each cell, for presenting a notebook (``jupyterlab-rise``): a
+    heading starts a slide; the parameters and set-up cells are skipped; other text starts a
+    sub-slide that carries the code cell right after it; a code cell after code gets its own."""
+    types, previous = [], None
+    for i, cell in enumerate(cells):
+        source = cell["source"].lstrip()
+        if "parameters" in cell.get("metadata", {}).get("tags", []) or (
+                cell["cell_type"] == "code" and previous == "parameters"):
+            kind = "skip"
+        elif i == 0 or (cell["cell_type"] == "markdown" and source.startswith(("# ", "## "))):
+            kind = "slide"
+        elif cell["cell_type"] == "markdown":
+            kind = "subslide"
+        else:
+            kind = "-" if previous == "markdown" else "subslide"
+        types.append(kind)
+        previous = "parameters" if "parameters" in cell.get("metadata", {}).get("tags", []) else cell["cell_type"]
+    return types
+
+
+def tag_slides() -> list[Path]:
+    """Write ``slide_types`` into every notebook's cells, in the py:percent source and its .ipynb
+    (``make notebooks-sync`` runs it). Returns the sources written."""
+    import jupytext
+    written = []
+    for py in sorted(notebooks_dir().glob("[0-9][0-9]_*.py")):
+        nb = jupytext.read(py)
+        for cell, kind in zip(nb.cells, slide_types(nb.cells)):
+            cell.metadata["slideshow"] = {"slide_type": kind}
+        jupytext.write(nb, py, fmt="py:percent")
+        jupytext.write(nb, py.with_suffix(".ipynb"))
+        written.append(py)
+    return written
