@@ -158,6 +158,8 @@ def test_cloak_attacks_the_models_asked_for_and_refuses_unknown_ones(tmp_path, m
     (["cloak", "{tmp}/me.jpg", "--models", "no-such-model", "--out", "{tmp}/out"], 2, "unknown model"),
     (["cloak", "{tmp}/me.jpg", "--out", "{tmp}/a_file"], 2, "is a file, not a folder"),
     (["run", "--out", "{tmp}/a_file", "--profile", "ci"], 2, "is a file, not a folder"),
+    (["cloak", "{tmp}/me.jpg", "--out", "/proc/explainer-test/out"], 2, "cannot write to --out"),
+    (["run", "--out", "/proc/explainer-test", "--profile", "ci", "--only", "00"], 2, "/proc/explainer-test"),
     (["run", "--profile", "ci", "--only", "99"], 2, "No notebooks matched"),
     (["download", "no-such-model"], 2, "Unknown model 'no-such-model'"),
     (["models", "--no-such-flag"], 2, "unrecognized arguments"),
