@@ -57,7 +57,7 @@ widgets: bool = True  # interactive ipywidgets (live kernel); False shows static
 # %% slideshow={"slide_type": "skip"}
 import pandas as pd
 
-from explainer import experiments, paper, results, ui, viz
+from explainer import arms_race, experiments, paper, results, ui, viz
 
 viz.setup_notebook()
 scenario = experiments.Scenario(data, profile, seed)  # the data, profile, seed and cache every step uses
@@ -141,6 +141,15 @@ pd.DataFrame(experiments.adaptive_generalisation(run))
 # %% slideshow={"slide_type": "-"}
 coords, groups, names = experiments.adaptive_umap(run, attack="fawkes-v1.0", seed=seed)
 ui.ModelUmapWidget(coords, groups, names, start=list(coords)[-1]).show(widgets)
+
+# %% [markdown] slideshow={"slide_type": "slide"}
+# ## The trainer adapting, epoch by epoch
+# The same cloaks of one protected user, as the trainer's model saw them before training and
+# after each epoch (recorded while it trained). Press play: the cloaks walk back to their owner's
+# clean photos while everyone else stays where they were.
+
+# %% slideshow={"slide_type": "-"}
+arms_race.adaptive_animation(experiments.adaptive_epochs(scenario, run)).show()
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## A photo already online

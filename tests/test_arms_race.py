@@ -28,3 +28,17 @@ def test_switching_and_scenario_figures_draw():
     fig = arms_race.switching_figure(rows)
     assert isinstance(fig, go.Figure) and len(fig.data) >= 2
     assert isinstance(arms_race.scenario_figure(), go.Figure)
+
+
+def test_adaptive_animation_has_a_frame_per_epoch_and_moves_the_cloaks():
+    import numpy as np
+    coords = np.zeros((3, 7, 2))
+    coords[:, 5:, 0] = [[5, 5], [2, 2], [0, 0]]  # the cloaks walk back to the user's photos at 0
+    frames = {"coords": coords, "user": "u", "model": "robust", "other names": ["a", "a", "b"],
+              "parts": {"others": np.arange(3), "user clean": np.arange(3, 5), "lowkey": np.arange(5, 7),
+                        "other labels": np.array([1, 1, 2])}}
+    fig = arms_race.adaptive_animation(frames)
+    assert [f.name for f in fig.frames] == ["0", "1", "2"]
+    assert [list(f.data[2].x) for f in fig.frames] == [[5, 5], [2, 2], [0, 0]]
+    assert "before training" in fig.layout.title.text and "after epoch 2" in fig.frames[2].layout.title.text
+    assert fig.layout.updatemenus[0].buttons[0].method == "animate"

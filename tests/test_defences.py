@@ -80,6 +80,25 @@ def test_align_recipe_pulls_cloaks_onto_their_clean_photos(tmp_path):
     assert torch.allclose(again.extractor.embed(cloaked[:2]), robust.extractor.embed(cloaked[:2]))
 
 
+def test_watched_photos_are_recorded_every_epoch_without_changing_the_training(tmp_path):
+    """Notebook 02's animation: the watched photos' embeddings before training and after each
+    epoch, recorded in the same run; the trained model is the one trained without watching."""
+    from explainer.cache import Cache
+    clean, cloaked, labels = _pairs()
+    common = dict(recipe="align", start="repeat_3", epochs=3, lr=1e-3, batch_size=4, precision="fp32", progress=False)
+    plain = defences.train_robust(clean, cloaked, np.arange(8), labels, cache=Cache(tmp_path / "a"), **common)
+    watched = defences.train_robust(clean, cloaked, np.arange(8), labels, cache=Cache(tmp_path / "b"),
+                                    watch=cloaked[:3], **common)
+    assert plain.watch_emb is None and watched.key != plain.key  # the watch joins the key only when given
+    assert watched.watch_emb.shape == (4, 3, 128)  # before training, then after each of 3 epochs
+    original = models.load_model("facenet-keras", "cpu").embed(cloaked[:3]).numpy()
+    assert np.allclose(watched.watch_emb[0], original, atol=1e-4)
+    final = watched.extractor.embed(cloaked[:3]).numpy()
+    assert np.allclose(watched.watch_emb[-1], final, atol=1e-4)
+    assert np.allclose(plain.extractor.embed(cloaked[:3]).numpy(), final, atol=1e-5)  # the same training
+    assert not np.allclose(watched.watch_emb[1], watched.watch_emb[-1], atol=1e-3)  # and it moves
+
+
 def test_bf16_training_learns_as_float32_does_under_its_own_key(tmp_path):
     from explainer.cache import Cache
     clean, cloaked, labels = _pairs()

@@ -118,3 +118,34 @@ def time_travel_animation(rows: Sequence[dict]) -> go.Figure:
     protection of the same old cloaks. Plays in an exported page without a kernel."""
     figures, labels = time_travel_figures(rows)
     return animation_figure(figures, labels, "model: ", duration_ms=1200, start=0)
+
+
+def adaptive_epoch_figures(frames: dict) -> tuple[list[go.Figure], list[str]]:
+    """One map per epoch of ``experiments.adaptive_epochs``: other people (grey), the user's clean
+    photos (green) and each attack's cloaks of them (one colour per attack)."""
+    coords, parts = frames["coords"], frames["parts"]
+    attacks = [k for k in parts if k not in ("others", "user clean", "other labels")]
+    figures, labels = [], []
+    for epoch, xy in enumerate(coords):
+        traces = [go.Scatter(x=xy[parts["others"], 0], y=xy[parts["others"], 1], mode="markers", name="other people",
+                             marker={"size": 6, "color": "#bbbbbb"}, hovertext=frames["other names"],
+                             hoverinfo="text"),
+                  go.Scatter(x=xy[parts["user clean"], 0], y=xy[parts["user clean"], 1], mode="markers",
+                             name=f"{frames['user']}: clean photos", marker={"size": 10, "color": PALETTE[2]})]
+        traces += [go.Scatter(x=xy[parts[a], 0], y=xy[parts[a], 1], mode="markers", name=f"{frames['user']}: {a} cloaks",
+                              marker={"size": 10, "symbol": "x", "color": PALETTE[(3 + i) % len(PALETTE)]})
+                   for i, a in enumerate(attacks)]
+        fig = go.Figure(traces)
+        when = "before training (the original model)" if epoch == 0 else f"after epoch {epoch}"
+        fig.update_layout(title=f"The trainer adapting: {frames['model']}, {when}", height=520,
+                          xaxis={"visible": False}, yaxis={"visible": False})
+        figures.append(fig)
+        labels.append(str(epoch))
+    return figures, labels
+
+
+def adaptive_animation(frames: dict) -> go.Figure:
+    """The cloaks walking back to their owner as the trainer's model learns: a play button and an
+    epoch slider, without a kernel. Opens before training."""
+    figures, labels = adaptive_epoch_figures(frames)
+    return animation_figure(figures, labels, "epoch ", duration_ms=900, start=0)

@@ -160,12 +160,17 @@ def tag_slides() -> list[Path]:
     """Write ``slide_types`` into every notebook's cells, in the py:percent source and its .ipynb
     (``make notebooks-sync`` runs it). Returns the sources written."""
     import jupytext
+    import nbformat
     written = []
     for py in sorted(notebooks_dir().glob("[0-9][0-9]_*.py")):
-        nb = jupytext.read(py)
-        for cell, kind in zip(nb.cells, slide_types(nb.cells)):
-            cell.metadata["slideshow"] = {"slide_type": kind}
-        jupytext.write(nb, py, fmt="py:percent")
-        jupytext.write(nb, py.with_suffix(".ipynb"))
-        written.append(py)
+        for path, read, write in ((py, jupytext.read, lambda nb, p: jupytext.write(nb, p, fmt="py:percent")),
+                                  (py.with_suffix(".ipynb"), lambda p: nbformat.read(p, as_version=4),
+                                   lambda nb, p: nbformat.write(nb, p))):  # the .ipynb keeps its cell ids
+            nb = read(path)
+            kinds = slide_types(nb.cells)
+            if [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells] != kinds:
+                for cell, kind in zip(nb.cells, kinds):
+                    cell.metadata["slideshow"] = {"slide_type": kind}
+                write(nb, path)
+                written.append(path)
     return written

@@ -66,6 +66,7 @@ class RobustModel:
     train_s: float
     losses: np.ndarray  # mean training loss per epoch
     key: str  # content hash of everything that went into it (names its cached embeddings)
+    watch_emb: np.ndarray | None = None  # (epochs + 1, W, D): the watched photos before and after each epoch
 
     @property
     def name(self) -> str:
@@ -90,7 +91,8 @@ def _activations(stages: nn.Module, model: zoo.Extractor, canvases: np.ndarray, 
 def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, labels: np.ndarray,
                  recipe: str = "align", start: str = STARTS[-1], base: str = "facenet-keras", epochs: int = 10,
                  lr: float = 2.5e-4, batch_size: int = 32, seed: int = 0, trained_on: tuple[str, ...] = (),
-                 precision: str | None = None, cache=None, progress: bool = True) -> RobustModel:
+                 precision: str | None = None, cache=None, progress: bool = True,
+                 watch: np.ndarray | None = None) -> RobustModel:
     """Fine-tune ``base`` from stage ``start`` up on clean/cloaked pairs of public photos (cached).
 
     ``clean`` (M, H, W, 3) uint8 public photos with identity ``labels`` (M,); ``cloaked``
@@ -106,6 +108,10 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
       clean photos stay where they were.
     * ``"softmax"`` (FaceCure): a cosine softmax over the public identities, started at their
       clean centroids, on clean photos and their cloaks under the same labels.
+
+    ``watch`` (W, H, W, 3) canvases are embedded before training and after every epoch (no
+    retraining, no extra randomness): ``watch_emb``, how the model moves them as it learns
+    (notebook 02's animation). They join the cache key only when given.
     """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
@@ -115,12 +121,12 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
     precision = precision or attacks.attack_precision("cpu")
     source, labels = np.asarray(source), np.asarray(labels)
     key_parts = [ROBUST_VERSION, base, recipe, start, epochs, lr, batch_size, seed, precision, clean, cloaked, source,
-                 labels if recipe == "softmax" else None]
+                 labels if recipe == "softmax" else None] + ([watch] if watch is not None else [])
     key = content_hash("robust", key_parts)
 
     def compute():
         return _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, batch_size, seed, precision,
-                          progress)
+                          progress, watch)
 
     def build() -> zoo.Extractor:
         found = cache.get_or_compute("robust", key_parts, compute)
@@ -132,12 +138,14 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
 
     # The training record is tiny and cached on its own, so a warm run never reads the 90-MB weights.
     meta = cache.get_or_compute("robust-meta", key_parts, lambda: {
-        k: v for k, v in cache.get_or_compute("robust", key_parts, compute).items() if k in ("train_s", "losses")})
-    return RobustModel(base, recipe, start, tuple(trained_on), build, float(meta["train_s"]), meta["losses"], key)
+        k: v for k, v in cache.get_or_compute("robust", key_parts, compute).items()
+        if k in ("train_s", "losses", "watch_emb")})
+    return RobustModel(base, recipe, start, tuple(trained_on), build, float(meta["train_s"]), meta["losses"], key,
+                       meta.get("watch_emb"))
 
 
 def _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, batch_size, seed, precision,
-               progress) -> dict:
+               progress, watch=None) -> dict:
     """Train ``base``'s stages from ``start`` up on the pairs with ``recipe``; the trained weights as arrays."""
     model = zoo.load_model(base, "cpu")
     early, late = facenet.split_at(model.net, start)
@@ -173,9 +181,17 @@ def _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, 
         emb = embed(torch.cat([a_cloaked[batch], a_clean[s]]))
         return F.cross_entropy(30.0 * emb @ F.normalize(weight, dim=1).T, torch.cat([y[s], y[s]]))
 
+    watched = []
+    a_watch = _activations(early, model, watch) if watch is not None else None
+
+    def look():  # the watched photos as the model stands now
+        with torch.no_grad():
+            watched.append(F.normalize(late(a_watch).float(), dim=1).numpy())
+    if a_watch is not None:
+        look()
     losses = run_epochs(batch_loss, opt, sched, epochs, len(src), batch_size, gen,
-                        f"robust {base} ({recipe}, from {start})", progress)
-    return trained_arrays(late, t0, losses)
+                        f"robust {base} ({recipe}, from {start})", progress, look if a_watch is not None else None)
+    return {**trained_arrays(late, t0, losses), **({"watch_emb": np.stack(watched)} if watched else {})}
 
 
 def select(candidates: list[dict], before_clean_accuracy: float, tolerance: float = 0.02) -> dict:

@@ -22,10 +22,11 @@ def warmup_cosine(total_steps: int, warmup_steps: int):
 
 
 def run_epochs(batch_loss, opt, sched, epochs: int, n: int, batch_size: int, gen: torch.Generator, desc: str,
-               progress: bool = True) -> list[float]:
+               progress: bool = True, after_epoch=None) -> list[float]:
     """The training loop every fine-tune here shares: per epoch a seeded permutation of ``n``
-    items in batches, ``batch_loss(indices)`` then an optimiser and scheduler step. Returns the
-    mean loss per epoch."""
+    items in batches, ``batch_loss(indices)`` then an optimiser and scheduler step, then
+    ``after_epoch()`` when given (it must not touch the random generators). Returns the mean
+    loss per epoch."""
     losses = []
     bar = tqdm(total=epochs * math.ceil(n / batch_size), desc=desc, disable=not progress, unit="batch")
     for _ in range(epochs):
@@ -39,6 +40,8 @@ def run_epochs(batch_loss, opt, sched, epochs: int, n: int, batch_size: int, gen
             total += loss.item() * len(batch)
             bar.update(1)
         losses.append(total / n)
+        if after_epoch is not None:
+            after_epoch()
     bar.close()
     return losses
 

@@ -9,7 +9,7 @@ import numpy as np
 from .. import attacks, defences, models, paper, protocol
 from ..maps import umap_coords
 from .common import (Scenario, adaptive_model, cloaked_setting, common_settings, defender_data,
-                     original_and_robust)
+                     original_and_robust, watch_set)
 
 
 @dataclass
@@ -211,3 +211,23 @@ def same_person_distance(emb: np.ndarray, labels: np.ndarray) -> float:
     d = ((emb[:, None, :] - emb[None, :, :]) ** 2).sum(-1)
     same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
     return float(d[same].mean())
+
+
+def adaptive_epochs(scenario: Scenario, run: AdaptiveRun) -> dict:
+    """The trainer adapting, epoch by epoch, for notebook 02's animation: the watched photos
+    (``common.watch_set``: one protected user's clean photos and cloaks, a few other people)
+    as the adaptive model of notebooks 02, 04 and 05 embedded them before training and after
+    each epoch, recorded while it trained. One UMAP is fitted on the last epoch's clean photos;
+    every epoch is placed on it, so the map holds still and the cloaks move.
+
+    Returns {"coords": (epochs + 1, W, 2), "parts": index arrays per group, "user": name,
+    "model": the model's name, "other names": names of the other people}.
+    """
+    model = adaptive_model(scenario, run.public, run.public_cloaks)
+    _, parts = watch_set(scenario, tuple(run.public_cloaks))
+    epochs = model.watch_emb  # (E + 1, W, D)
+    clean = np.concatenate([parts["others"], parts["user clean"]])
+    _, placed = umap_coords(epochs[-1][clean], seed=scenario.seed, place=list(epochs), cache=scenario.cache)
+    names = run.setting.names
+    return {"coords": np.stack(placed), "parts": parts, "user": names[int(run.setting.split.protected[0])],
+            "model": model.name, "other names": [names[int(l)] for l in parts["other labels"]]}

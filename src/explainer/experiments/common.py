@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import attacks, defences, models, protocol
 from .. import results as store
 from ..cache import Cache
@@ -98,12 +100,43 @@ def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_clo
     (``bench/adaptive_pairs.py`` varies them)."""
     setting, training, seed, cache, progress = (scenario.setting, scenario.sizes.training, scenario.seed,
                                                 scenario.cache, scenario.progress)
+    # the model the story follows (notebooks 02, 04, 05) also records how it moves a few photos
+    watch = watch_set(scenario, tuple(public_cloaks))[0] if (recipe, start) == ("align", defences.STARTS[-1]) else None
     extra = defences.lowkey_extra(setting, public, scenario.profile, seed,
                                   lowkey_share if attacks.HARDEST in public_cloaks else 0, progress, cache)
     clean, clean_labels, cloaked, source_idx = defences.pair_data(setting, public, public_cloaks, extra)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
                                  epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,
-                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress)
+                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress, watch=watch)
+
+
+WATCH_OTHERS, WATCH_PHOTOS = 8, 4  # other people shown around the watched user, photos each
+
+
+def watch_set(scenario: Scenario, attack_names=attacks.ATTACKS) -> tuple[np.ndarray, dict]:
+    """The photos whose embeddings the adaptive model records as it trains (notebook 02's
+    animation): the first protected user's clean photos and every attack's cloaks of them, and
+    a few clean photos of a few other people for context, for the attacks ``attack_names``. Returns (canvases, parts) where
+    ``parts`` maps "others", "user clean" and each attack to index arrays into the canvases,
+    and "other labels" to the others' identities."""
+    setting = scenario.setting
+    split, labels = setting.split, setting.labels
+    user = int(split.protected[0])
+    scraped = split.protected_train(labels)
+    mine = labels[scraped] == user
+    user_clean = np.flatnonzero(labels == user)
+    others = [i for c in np.unique(labels) if c != user and c not in split.protected
+              for i in np.flatnonzero(labels == c)[:WATCH_PHOTOS]][:WATCH_OTHERS * WATCH_PHOTOS]
+    pieces = [setting.canvases[others], setting.canvases[user_clean]]
+    parts, start = {"others": np.arange(len(others)), "user clean": len(others) + np.arange(len(user_clean))}, \
+        len(others) + len(user_clean)
+    for a in attack_names:
+        cloaks = protected_cloaks(scenario, a).cloaked[mine]
+        pieces.append(cloaks)
+        parts[a] = start + np.arange(len(cloaks))
+        start += len(cloaks)
+    parts["other labels"] = labels[others]
+    return np.concatenate(pieces), parts
 
 
 def original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:
