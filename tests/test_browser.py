@@ -178,3 +178,45 @@ def test_exported_html_draws_its_figures_offline(browser, tmp_path):
     remote += [e["message"] for e in browser.get_log("browser") if "Failed to load resource" in e["message"]]
     assert not remote, remote
     browser.save_screenshot(str(ARTIFACTS / "browser-01_poisoning_html.png"))
+    _press_play_and_see_it_move(browser, "01 (the cloak at work)")
+
+
+# The first plotly figure with animation frames, its play button pressed as a reader would, and
+# what its traces show now (JSON), to see the figure move without a kernel.
+ANIMATED = """
+const gd = [...document.querySelectorAll('.plotly-graph-div')].find(g => g._transitionData &&
+    g._transitionData._frames && g._transitionData._frames.length > 1);
+if (!gd) return null;
+if (arguments[0]) {
+  const play = [...gd.querySelectorAll('.updatemenu-button')].find(b => b.textContent.includes('play'));
+  play.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+}
+return JSON.stringify(gd.data.map(t => [t.x, t.y]));
+"""
+
+
+def _press_play_and_see_it_move(browser, what: str):
+    before = _wait(lambda: browser.execute_script(ANIMATED, False), 30, 0.5, f"{what}: no animated figure")
+    browser.execute_script(ANIMATED, True)
+    _wait(lambda: browser.execute_script(ANIMATED, False) != before, 30, 0.2, f"{what}: play did not move it")
+
+
+@pytest.mark.browser
+def test_the_trainers_animations_play_in_a_page_without_a_kernel(browser, tmp_path):
+    """02's and 04's animations, written as a page on their own: pressing play moves them."""
+    import numpy as np
+
+    from explainer import arms_race
+    coords = np.zeros((3, 7, 2))
+    coords[:, 5:, 0] = [[5, 5], [2, 2], [0, 0]]
+    epochs = {"coords": coords, "user": "u", "model": "robust", "other names": ["a", "a", "b"],
+              "parts": {"others": np.arange(3), "user clean": np.arange(3, 5), "lowkey": np.arange(5, 7),
+                        "other labels": np.array([1, 1, 2])}}
+    years = [{"attack": "lowkey", "model": m, "model_year": y, "available": True, "attacked": m == "a",
+              "protection_rate": p, "clean_error": 0.02} for m, y, p in (("a", 2017, 1.0), ("b", 2021, 0.1))]
+    for name, fig in (("02 (the trainer adapting)", arms_race.adaptive_animation(epochs)),
+                      ("04 (the trainer waiting)", arms_race.time_travel_animation(years))):
+        page = tmp_path / f"{name[:2]}.html"
+        fig.write_html(page, include_plotlyjs=True)  # plotly.js inside the page: no network
+        browser.get(page.as_uri())
+        _press_play_and_see_it_move(browser, name)
