@@ -134,23 +134,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="explainer", description=__doc__, epilog=EXIT_CODES, parents=[common],
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_parser = sub.add_parser
-    sub.add_parser = lambda *a, **k: add_parser(*a, parents=[common], epilog=EXIT_CODES,  # type: ignore[method-assign]
-                                                formatter_class=argparse.RawDescriptionHelpFormatter, **k)
-    d = sub.add_parser("doctor", help="what works offline: data, device, versions, models")
+
+    def command(name: str, **kwargs):  # every command: --debug, and the exit codes under --help
+        return sub.add_parser(name, parents=[common], epilog=EXIT_CODES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    d = command("doctor", help="what works offline: data, device, versions, models")
     d.add_argument("--json", action="store_true")
-    m = sub.add_parser("models", help="the model registry as a table")
+    m = command("models", help="the model registry as a table")
     m.add_argument("--json", action="store_true")
-    dl = sub.add_parser("download", help="fetch an online model's weights once (needs internet), e.g. CLIP")
+    dl = command("download", help="fetch an online model's weights once (needs internet), e.g. CLIP")
     dl.add_argument("model", help="a model name of `explainer models`, e.g. clip-vit-b32-openai")
-    r = sub.add_parser("run", help="execute the notebooks with papermill into --out")
+    r = command("run", help="execute the notebooks with papermill into --out")
     r.add_argument("--profile", default="classroom", choices=list(PROFILES))
     r.add_argument("--data", default=None, help="'orl' (default), 'lfw' or a folder <identity>/<images>")
     r.add_argument("--out", default="build")
     r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
     r.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", help="extra notebook parameter")
     r.add_argument("--no-html", action="store_true")
-    c = sub.add_parser("cloak", help="cloak your own photos, like the Fawkes command line")
+    c = command("cloak", help="cloak your own photos, like the Fawkes command line")
     c.add_argument("photos", nargs="+", metavar="PHOTO")
     c.add_argument("--attack", default="fawkes-v1.0", choices=ATTACK_NAMES)
     c.add_argument("--mode", default=None, help="attack mode (default: high; LowKey has one setting)")
@@ -161,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="the extractors to attack (default: the tool's own, e.g. facenet-keras for Fawkes v0.3); "
                         "e.g. facenet-casia, the CASIA-WebFace model Fawkes v0.3 attacked in the paper")
     c.add_argument("--seed", type=int, default=0)
-    e = sub.add_parser("experiment", help="run one of the paper's experiments and print its results")
+    e = command("experiment", help="run one of the paper's experiments and print its results")
     e.add_argument("name", choices=EXPERIMENT_NAMES)
     e.add_argument("--data", default=None)
     e.add_argument("--profile", default="classroom", choices=list(PROFILES))

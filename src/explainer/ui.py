@@ -72,12 +72,11 @@ class ModelUmapWidget(Widget):
                                self.dropdown.value)
 
     def select(self, name: str) -> None:
-        coords = self.coords_by_model[name]
+        fresh = self.render(name)
         with self.figure.batch_update():
-            for trace, label in zip(self.figure.data, np.unique(self.labels)):
-                idx = np.flatnonzero(self.labels == label)
-                trace.x, trace.y = coords[idx, 0], coords[idx, 1]
-            self.figure.layout.title.text = f"UMAP under {name}"
+            for trace, new in zip(self.figure.data, fresh.data):
+                trace.x, trace.y = new.x, new.y
+            self.figure.layout.title.text = fresh.layout.title.text
 
 
 class CloakViewer(Widget):

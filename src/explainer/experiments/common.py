@@ -27,6 +27,8 @@ class Scenario:
     cache: Cache = field(default_factory=Cache)
     progress: bool = True
     sizes: Profile = field(init=False, repr=False, compare=False)
+    # the protected users' cloaks per attack, loaded from the cache once per scenario
+    cloaks: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "sizes", resolve(self.profile))
@@ -61,8 +63,11 @@ def protected_cloaks(scenario: Scenario, attack: str) -> attacks.CloakResult:
     """Cloaks of every protected user's training photos, with the profile's mode (cached).
 
     About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
-    experiment asks for the same ones, so they are computed once and shared through the cache.
+    experiment asks for the same ones, so they are computed once and shared through the cache,
+    and read from it once per scenario.
     """
+    if attack in scenario.cloaks:
+        return scenario.cloaks[attack]
     setting, users = scenario.setting, scenario.sizes.users
     mode = users.modes[attack]
     steps = users.steps_of(attack)
@@ -70,9 +75,10 @@ def protected_cloaks(scenario: Scenario, attack: str) -> attacks.CloakResult:
     split, labels = setting.split, setting.labels
     idx = split.protected_train(labels)
     # a targeted tool draws targets from the public users' scraped photos
-    return attacks.cloak(setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting),
-                         seed=scenario.seed, record_every=record_every, progress=scenario.progress,
-                         cache=scenario.cache, steps=steps)
+    scenario.cloaks[attack] = attacks.cloak(
+        setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting), seed=scenario.seed,
+        record_every=record_every, progress=scenario.progress, cache=scenario.cache, steps=steps)
+    return scenario.cloaks[attack]
 
 
 def cloaked_setting(scenario: Scenario, attack_names=attacks.ATTACKS
@@ -127,16 +133,12 @@ def watch_set(scenario: Scenario, attack_names=attacks.ATTACKS) -> tuple[np.ndar
     user_clean = np.flatnonzero(labels == user)
     others = [i for c in np.unique(labels) if c != user and c not in split.protected
               for i in np.flatnonzero(labels == c)[:WATCH_PHOTOS]][:WATCH_OTHERS * WATCH_PHOTOS]
-    pieces = [setting.canvases[others], setting.canvases[user_clean]]
-    parts, start = {"others": np.arange(len(others)), "user clean": len(others) + np.arange(len(user_clean))}, \
-        len(others) + len(user_clean)
-    for a in attack_names:
-        cloaks = protected_cloaks(scenario, a).cloaked[mine]
-        pieces.append(cloaks)
-        parts[a] = start + np.arange(len(cloaks))
-        start += len(cloaks)
+    groups = {"others": setting.canvases[others], "user clean": setting.canvases[user_clean],
+              **{a: protected_cloaks(scenario, a).cloaked[mine] for a in attack_names}}
+    ends = np.cumsum([len(g) for g in groups.values()])
+    parts = {name: np.arange(end - len(g), end) for (name, g), end in zip(groups.items(), ends)}
     parts["other labels"] = labels[others]
-    return np.concatenate(pieces), parts
+    return np.concatenate(list(groups.values())), parts
 
 
 def original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:

