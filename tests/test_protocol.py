@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from explainer import protocol
+from explainer.profiles import resolve
 
 
 def labels_of(counts):
@@ -57,6 +58,26 @@ def test_choose_protected_is_seeded():
     assert np.array_equal(protocol.choose_protected(labels, 4, 1), protocol.choose_protected(labels, 4, 1))
     with pytest.raises(ValueError):
         protocol.choose_protected(labels, 21)
+
+
+def test_make_split_protects_more_users_until_enough_test_photos():
+    labels = labels_of([10] * 20)  # 3 test photos each, as on ORL
+    few = protocol.make_split(labels, n_protected=5, seed=3)
+    enough = protocol.make_split(labels, n_protected=5, seed=3, min_protected_test=30)
+    assert len(few.protected_test(labels)) == 15
+    assert len(enough.protected_test(labels)) >= 30 and len(enough.protected) == 10
+    assert set(few.protected) <= set(enough.protected)  # the first five are kept
+    assert np.array_equal(enough.train, few.train) and np.array_equal(enough.test, few.test)
+    # Already enough, or impossible: nothing added beyond what exists.
+    assert np.array_equal(protocol.make_split(labels, 5, seed=3, min_protected_test=15).protected, few.protected)
+    assert len(protocol.make_split(labels, 5, seed=3, min_protected_test=10**6).protected) == 20
+
+
+def test_classroom_profile_rests_on_30_protected_test_photos():
+    labels = labels_of([10] * 40)  # ORL's shape
+    profile = resolve("classroom")
+    split = protocol.make_split(labels, profile.n_protected, seed=0, min_protected_test=profile.min_protected_test_photos)
+    assert len(split.protected_test(labels)) >= 30
 
 
 def test_nn1_and_clean_accuracy():

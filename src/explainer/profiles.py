@@ -66,6 +66,8 @@ class Profile:
     users: UsersAttack
     defender: DefenderBudget
     training: Training
+    # More users are protected until their test photos reach this (ORL has 3 test photos a person).
+    min_protected_test_photos: int = 0
 
     def rows(self) -> list[dict]:
         """The profile as a short table for a notebook: one row per knob a reader cares about."""
@@ -73,7 +75,9 @@ class Profile:
             return ", ".join(f"{k}: {x}" for k, x in v.items()) if isinstance(v, Mapping) else str(v)
         rows = [{"knob": "people scraped", "value": text(self.max_identities or "all")},
                 {"knob": "photos per person", "value": text(self.max_images or "all")},
-                {"knob": "protected users", "value": text(self.n_protected)},
+                {"knob": "protected users", "value": text(self.n_protected) + (
+                    f" or more, until they have ≥ {self.min_protected_test_photos} test photos"
+                    if self.min_protected_test_photos else "")},
                 {"knob": "users' attack modes", "value": text(self.users.modes)}]
         for record, label in ((self.defender, "defender"), (self.training, "training")):
             rows += [{"knob": f"{label}: {f.name}", "value": text(getattr(record, f.name))} for f in fields(record)]
@@ -102,14 +106,14 @@ PROFILES: Mapping[str, Profile] = _frozen({
         UsersAttack(_frozen(_ATTACK_MODES_STRONG), _frozen({"lowkey": 50})),
         DefenderBudget(0.4, 8, _frozen(_ATTACK_MODES_STRONG),
                        _frozen({"fawkes-v0.3": 50, "fawkes-v1.0": 40, "lowkey": 10}), 0.2, 1.0, None),
-        Training(6, 1e-3, 8)),
+        Training(6, 1e-3, 8), min_protected_test_photos=30),
     # full: every photo; the defender's runs are as long as the users'.
     "full": Profile(
         "full", None, None, 10,
         UsersAttack(_frozen(_ATTACK_MODES_STRONG), _frozen({"lowkey": 50})),
         DefenderBudget(1.0, 8, _frozen(_ATTACK_MODES_STRONG),
                        _frozen({"fawkes-v0.3": 500, "fawkes-v1.0": 150, "lowkey": 50}), 0.2, 1.0, 16),
-        Training(6, 1e-3, 8)),
+        Training(6, 1e-3, 8), min_protected_test_photos=30),
 })
 
 

@@ -68,11 +68,22 @@ def choose_protected(labels: np.ndarray, n_protected: int, seed: int = 0,
 
 
 def make_split(labels: np.ndarray, n_protected: int = 1, train_fraction: float = 0.7, seed: int = 0,
-               protected: np.ndarray | None = None) -> Split:
-    """The protocol's split: 70/30 per identity, plus the protected users."""
+               protected: np.ndarray | None = None, min_protected_test: int = 0) -> Split:
+    """The protocol's split: 70/30 per identity, plus the protected users.
+
+    With ``min_protected_test``, more users are protected (drawn in a seeded order, after the
+    first ``n_protected``) until their test photos number at least that many: on a dataset
+    with few photos per person a protection rate then still rests on enough photos. The first
+    ``n_protected`` users are the same with or without it.
+    """
     train, test = split_identities(labels, train_fraction, seed)
     if protected is None:
         protected = choose_protected(labels, n_protected, seed)
+        test_photos = np.bincount(labels[test], minlength=int(labels.max()) + 1)
+        rest = np.setdiff1d(np.unique(labels), protected)
+        extra = np.random.default_rng([seed, 104729]).permutation(rest)
+        while test_photos[protected].sum() < min_protected_test and len(extra):
+            protected, extra = np.append(protected, extra[0]), extra[1:]
     return Split(train, test, np.sort(np.asarray(protected, dtype=np.int64)))
 
 
@@ -134,7 +145,8 @@ def load_setting(source=None, profile: "str | Profile" = "classroom", seed: int 
     faces = load_faces(source, min_images=5, max_identities=max_identities, seed=seed, max_images=profile.max_images)
     canvases = align_faceset(faces, cache=cache, progress=progress)
     canvases.setflags(write=False)  # shared by every experiment; read-only also lets the cache remember its hash
-    split = make_split(faces.labels, n_protected=profile.n_protected if n_protected is None else n_protected, seed=seed)
+    split = make_split(faces.labels, n_protected=profile.n_protected if n_protected is None else n_protected, seed=seed,
+                       min_protected_test=profile.min_protected_test_photos if n_protected is None else 0)
     return Setting(faces, canvases, split)
 
 
