@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (Python 3.11, no GPU, package registries only):
-#   make demo   - create .venv, install the pinned stack, run every notebook (classroom profile) into build/
+#   make demo   - create .venv, install the pinned stack, run every notebook (classroom profile) into build/ (pages and slide decks)
 #   make test   - the same set-up, then pytest: unit tests and every notebook under the ci profile
 PYTHON ?= python3.11
 VENV   := .venv
@@ -26,7 +26,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt requirements-test.txt pyproje
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/explainer run --profile $(PROFILE) --data $(DATA) --out build
+	$(VENV)/bin/explainer run --profile $(PROFILE) --data $(DATA) --out build --slides
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -85,7 +85,8 @@ def jupyterlab(tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         '--ServerApp.jpserver_extensions={"jupyterlab_rise": true}'],  # JUPYTER_NO_CONFIG skips its config
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "JUPYTER_NO_CONFIG": "1"})
     try:
         def up():
@@ -158,6 +159,13 @@ def test_notebook_01_in_jupyterlab_renders_the_umap_widget_and_follows_the_slide
     finally:
         browser.save_screenshot(str(ARTIFACTS / "browser-01_poisoning.png"))
     assert (ARTIFACTS / "browser-01_poisoning.png").stat().st_size > 10_000
+    # The present mode (jupyterlab-rise): the same notebook as live slides.
+    browser.get(jupyterlab.replace("/lab/tree/", "/rise/"))
+    slides = _wait(lambda: browser.execute_script("return document.querySelectorAll('.reveal .slides section').length"),
+                   120, 1, "the present mode showed no slides")
+    time.sleep(2)
+    browser.save_screenshot(str(ARTIFACTS / "browser-01_present_mode.png"))
+    assert slides >= 5 and "Poisoning" in browser.find_element(By.CSS_SELECTOR, ".reveal .slides").text
 
 
 @pytest.mark.browser
@@ -165,7 +173,7 @@ def test_exported_html_draws_its_figures_offline(browser, tmp_path):
     """``explainer run`` HTML: plotly.js embedded, no remote script, every figure drawn."""
     from explainer import notebooks
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    notebooks.run_notebooks("ci", out=tmp_path, only=["01"], progress=False)
+    notebooks.run_notebooks("ci", out=tmp_path, only=["01"], progress=False, slides=True)
     html = tmp_path / "01_poisoning.html"
     browser.get(html.as_uri())
     counts = _wait(lambda: (c := browser.execute_script(
@@ -179,6 +187,20 @@ def test_exported_html_draws_its_figures_offline(browser, tmp_path):
     assert not remote, remote
     browser.save_screenshot(str(ARTIFACTS / "browser-01_poisoning_html.png"))
     _press_play_and_see_it_move(browser, "01 (the cloak at work)")
+    # The static deck (`explainer run --slides`): reveal.js from disk, a figure drawn on its slide.
+    browser.get((tmp_path / "01_poisoning.slides.html").as_uri())
+    total = _wait(lambda: browser.execute_script("return window.Reveal && Reveal.isReady() && Reveal.getTotalSlides()"),
+                  30, 0.5, "the deck did not start")
+    for _ in range(total):  # to the first slide with a drawn figure
+        if browser.execute_script("return !!Reveal.getCurrentSlide().querySelector('.plotly-graph-div .main-svg')"):
+            break
+        browser.execute_script("Reveal.next()")
+    assert browser.execute_script("return !!Reveal.getCurrentSlide().querySelector('.plotly-graph-div .main-svg')")
+    time.sleep(1)
+    browser.save_screenshot(str(ARTIFACTS / "browser-01_poisoning_deck.png"))
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name);")
+    assert not [u for u in fetched if not u.startswith(("file:", "data:", "blob:"))], fetched
+    assert not [e["message"] for e in browser.get_log("browser") if "Failed to load resource" in e["message"]]
 
 
 # The first plotly figure with animation frames, its play button pressed as a reader would, and

@@ -37,6 +37,22 @@ def test_run_rejects_unknown_profile(tmp_path):
         notebooks.run_notebooks("huge", out=tmp_path)
 
 
+def test_slides_make_a_deck_of_each_executed_notebook(tmp_path, capsys):
+    import nbformat
+    assert cli.main(["slides", str(tmp_path)]) == 2  # nothing executed there yet: one line, no traceback
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "explainer run --out" in err
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Poisoning", metadata={"slideshow": {"slide_type": "slide"}}),
+        nbformat.v4.new_code_cell("1 + 1", metadata={"slideshow": {"slide_type": "subslide"}}, execution_count=1,
+                                  outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)])])
+    nbformat.write(nb, str(tmp_path / "01_poisoning.ipynb"))
+    assert cli.main(["slides", str(tmp_path)]) == 0
+    deck = (tmp_path / "01_poisoning.slides.html").read_text()
+    assert "Reveal.initialize(" in deck and "<h1" in deck and ">2<" in deck.replace("\n", "")
+    assert "<script src" not in deck.replace("\n", " ")
+
+
 def test_cloak_a_real_photo_and_fail_cleanly_on_bad_ones(lfw_path, tmp_path, capsys):
     from PIL import Image
     photo = lfw_path / "Tony_Blair" / "Tony_Blair_0001.jpg"

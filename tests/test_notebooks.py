@@ -12,7 +12,7 @@ NOTEBOOKS = [p.stem for p in notebooks.notebook_paths()]
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_in_ci_profile(name, tmp_path):
-    timings = notebooks.run_notebooks("ci", out=tmp_path, only=[name], progress=False)
+    timings = notebooks.run_notebooks("ci", out=tmp_path, only=[name], progress=False, slides=True)
     assert name in timings
     executed = json.loads((tmp_path / f"{name}.ipynb").read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -28,6 +28,19 @@ def test_notebook_runs_in_ci_profile(name, tmp_path):
     assert not re.search(r"\w+Warning\b", streams), streams[:500]
     assert not re.search(r"(?<!\d)0%\|", html)
     assert not re.search(r"\{&#x27;data&#x27;: |\{'data': ", html)
+    assert_offline_deck(tmp_path / f"{name}.slides.html", executed)
+
+
+def assert_offline_deck(deck, executed: dict) -> None:
+    """A reveal.js deck that opens from disk: reveal.js inlined, nothing fetched, a section per slide."""
+    html = deck.read_text()
+    assert "Reveal.initialize(" in html and "reveal.js 5." in html
+    assert not re.search(r"<script[^>]*\ssrc=", html), "a script is loaded, not inlined"
+    assert not re.search(r"<link[^>]*\shref=", html), "a style sheet is loaded, not inlined"
+    assert not re.search(r"@import|url\(\s*[\"']?(https?:)?//", html), "CSS fetches a resource"
+    starts = sum(c["metadata"].get("slideshow", {}).get("slide_type") in ("slide", "subslide") for c in executed["cells"])
+    assert html.count("<section") >= starts
+    assert "Traceback" not in html and not re.search(r"(?<!\d)0%\|", html)
 
 
 def test_exported_pages_keep_no_progress_bar():

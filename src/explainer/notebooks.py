@@ -87,10 +87,57 @@ def export_html(ipynb: Path) -> Path:
     return html
 
 
+REVEAL_PACKAGE = "sphinx_revealjs"  # its wheel vendors reveal.js (MIT) under _static/revealjs
+_REVEAL_PREFIX = "explainer-reveal"  # stands for reveal.js's folder until its files are inlined
+_REVEAL_LINK = re.compile(r'<link[^>]*\shref="explainer-reveal/(dist/[\w/.-]+\.css)"[^>]*>')
+_CSS_IMPORT = re.compile(r"@import\s+url\([^)]*\)\s*;")  # the theme's web fonts: the deck uses the system's
+
+
+def reveal_dir() -> Path:
+    """reveal.js's folder (``dist/``, ``plugin/``) inside the installed ``sphinx-revealjs`` wheel."""
+    import importlib.util
+    spec = importlib.util.find_spec(REVEAL_PACKAGE)
+    folder = Path(spec.origin).parent / "_static" / "revealjs" if spec and spec.origin else None
+    if folder is None or not (folder / "dist" / "reveal.js").is_file():
+        raise FileNotFoundError("The slide decks need reveal.js from the sphinx-revealjs wheel: "
+                                "pip install --no-deps -r requirements-nodeps.txt")
+    return folder
+
+
+def export_deck(ipynb: Path, theme: str = "white") -> Path:
+    """Write ``<name>.slides.html`` beside an executed notebook: a reveal.js deck of its cells
+    (their ``slideshow`` metadata, as in the present mode) that opens from disk with no network.
+    reveal.js, its CSS and plotly.js are inlined; no script or style sheet is fetched."""
+    import nbformat
+    from nbconvert import SlidesExporter
+    reveal = reveal_dir()
+    nb = nbformat.read(str(ipynb), as_version=4)
+    nb.metadata.pop("widgets", None)
+    without_progress_bars(nb)
+    exporter = SlidesExporter(extra_template_basedirs=[str(Path(__file__).parent / "templates")],
+                              template_name="deck", reveal_url_prefix=_REVEAL_PREFIX, reveal_theme=theme)
+    body, _ = exporter.from_notebook_node(nb, resources={"deck": {
+        "reveal_js": (reveal / "dist" / "reveal.js").read_text(encoding="utf-8").replace("</script", "<\\/script")}})
+    body = _REVEAL_LINK.sub(
+        lambda m: f"<style>{_CSS_IMPORT.sub('', (reveal / m.group(1)).read_text(encoding='utf-8'))}</style>", body)
+    deck = ipynb.with_suffix(".slides.html")
+    deck.write_text(offline_html(body), encoding="utf-8")
+    return deck
+
+
+def export_decks(folder: str | os.PathLike) -> list[Path]:
+    """A deck (``export_deck``) for every executed notebook in ``folder`` (e.g. ``build/``)."""
+    executed = sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not executed:
+        raise FileNotFoundError(f"No executed notebooks in {folder}: run `explainer run --out {folder}` first")
+    return [export_deck(path) for path in executed]
+
+
 def run_notebooks(profile: str = "classroom", data: str | None = None, out: str | os.PathLike = "build",
                   only: list[str] | None = None, extra: dict[str, Any] | None = None,
-                  html: bool = True, progress: bool = True) -> dict[str, float]:
-    """Execute the notebooks in order into ``out`` (executed ``.ipynb`` and ``.html``).
+                  html: bool = True, progress: bool = True, slides: bool = False) -> dict[str, float]:
+    """Execute the notebooks in order into ``out`` (executed ``.ipynb`` and ``.html``, and with
+    ``slides`` an offline reveal.js deck ``.slides.html`` each).
 
     Every notebook gets ``profile`` (and ``data`` when given) plus ``extra``; each must
     declare them all. Returns wall seconds per notebook's execution (its HTML export
@@ -100,6 +147,8 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
 
     from .profiles import resolve
     resolve(profile)  # an unknown profile fails here, before any notebook runs
+    if slides:
+        reveal_dir()  # so does a missing reveal.js
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = notebook_paths(only)
@@ -128,6 +177,8 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
                                 progress_bar=progress, kernel_name="python3")
             if html:
                 exports.append(exporter.submit(export_html, target))
+            if slides:
+                exports.append(exporter.submit(export_deck, target))
             timings[path.stem] = time.perf_counter() - start
             print(f"{path.name}: {timings[path.stem]:.1f} s -> {target}", flush=True)
         for done in exports:
