@@ -7,8 +7,8 @@ preparation. "Warm" runs them again on the cache the cold run filled: what runs 
 Peak RSS is the largest resident memory of this process plus its children (the notebook
 kernels), sampled every 0.2 s. ``--floor`` adds the arithmetic floor of the cold run's
 cloaking: bare forward+backward seconds per image-step x steps x photos, for every cloak the
-profile computes (``experiments.cloak_workload``). Prints
-``{"cold_s", "warm_s", "peak_rss_gb", "notebooks": {name: {"cold_s", "warm_s"}}, ...}``.
+profile computes (``experiments.cloak_workload``), as ``floor_s``, and ``cold_over_floor``.
+Prints ``{"cold_s", "warm_s", "peak_rss_gb", "notebooks": {name: {"cold_s", "warm_s"}}, ...}``.
 """
 from __future__ import annotations
 
@@ -128,6 +128,9 @@ def main(argv=None) -> int:
         report["cache_gb"] = round(sum(f.stat().st_size for f in cache.rglob("*") if f.is_file()) / 2**30, 2)
         if args.floor:
             report["floor"] = floor_seconds(args.profile, args.data)
+            report["floor_s"] = report["floor"]["floor_s"]
+            if "cold_s" in report:
+                report["cold_over_floor"] = round(report["cold_s"] / report["floor_s"], 2)
     finally:
         if not args.out:
             shutil.rmtree(out, ignore_errors=True)

@@ -87,7 +87,8 @@ def test_v03_moves_toward_target_within_budget(setting, tmp_path):
 def test_grayscale_photo_gets_grayscale_cloak(setting, tmp_path):
     x = setting.canvases[:1]  # ORL is grayscale
     assert tensors.is_grayscale(tensors.to_tensor(x)).all()
-    result = attacks.cloak(x, "lowkey", cache=Cache(tmp_path), progress=False, device="cpu")
+    # The colour handling is under test, not LowKey's strength: a few steps show it.
+    result = attacks.cloak(x, "lowkey", steps=5, cache=Cache(tmp_path), progress=False, device="cpu")
     assert tensors.is_grayscale(tensors.to_tensor(result.cloaked)).all()
     assert result.linf[0] > 0
     assert "substitute" in result.perceptual or result.perceptual == "lpips-alex"

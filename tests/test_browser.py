@@ -86,7 +86,7 @@ def jupyterlab(tmp_path):
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={tmp_path}", "--allow-root",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         '--ServerApp.jpserver_extensions={"jupyterlab_rise": true}'],  # JUPYTER_NO_CONFIG skips its config
+         '--ServerApp.jpserver_extensions={"jupyterlab_rise": True}'],  # JUPYTER_NO_CONFIG skips its config
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "JUPYTER_NO_CONFIG": "1"})
     try:
         def up():
