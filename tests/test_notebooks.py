@@ -29,6 +29,8 @@ def test_notebook_runs_in_ci_profile(name, tmp_path):
     assert not re.search(r"(?<!\d)0%\|", html)
     assert not re.search(r"\{&#x27;data&#x27;: |\{'data': ", html)
     assert_offline_deck(tmp_path / f"{name}.slides.html", executed)
+    if name == "02_adaptive_defence":  # which users the trainer's settings were chosen on, and that the defaults were not
+        assert "Settings chosen on" in html and "held-out public users" in html and "partly on the test users" in html
 
 
 def assert_offline_deck(deck, executed: dict) -> None:

@@ -111,7 +111,8 @@ def test_setup_notebook_spares_the_kernel_the_iri_parser_and_nbformat_still_vali
     code = ("import sys; from explainer import viz; viz.setup_notebook(); import nbformat; "
             "nbformat.validate(nbformat.v4.new_notebook()); "
             "assert sys.modules.get('rfc3987_syntax') is None and 'lark' not in sys.modules, sorted(sys.modules)[:5]; "
-            "import plotly.io as pio; assert pio.renderers.default == 'notebook'")
+            "import plotly.io as pio; assert pio.renderers.default == 'notebook'; "
+            "import pandas as pd; assert pd.get_option('display.max_colwidth') is None")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

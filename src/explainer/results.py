@@ -306,7 +306,8 @@ SETTING_LABELS = (
     ("protected_users", "Protected users"), ("protected_test_photos", "Protected users' test photos"),
     ("modes", "The users' cloaks (tool: preset)"), ("attack", "Tool"), ("mode", "Preset"),
     ("attack_models", "Models the cloaks attack"), ("public_identities", "Public people the trainer cloaks"),
-    ("public_modes", "The trainer's cloaks (tool: preset)"), ("train_identities", "People the detector learns from"),
+    ("public_modes", "The trainer's cloaks (tool: preset)"), ("chosen_on", "Settings chosen on"),
+    ("train_identities", "People the detector learns from"),
     ("posted", "Photos posted"), ("questions", "Photos the trainer meets later"), ("seconds", "Time taken (s)"),
 )
 

@@ -18,7 +18,8 @@ PROTECTED_COLOUR = "#d62728"
 
 
 def setup_notebook() -> None:
-    """Embed plotly.js in the notebook's output (no CDN), so exported HTML works offline.
+    """Embed plotly.js in the notebook's output (no CDN), so exported HTML works offline, and
+    show tables' text in full.
 
     Also spares the kernel jsonschema's RFC 3987 (IRI) format checker: plotly.io imports
     nbformat, whose jsonschema builds that checker's Earley parser at import, 1.2 s of every
@@ -30,6 +31,8 @@ def setup_notebook() -> None:
         sys.modules.setdefault("rfc3987_syntax", None)  # None in sys.modules: "import" raises ImportError
     import plotly.io as pio
     pio.renderers.default = "notebook"
+    import pandas as pd
+    pd.set_option("display.max_colwidth", None)  # a settings row is a sentence: never cut it to "..."
 
 
 def png_uri(image: np.ndarray) -> str:
