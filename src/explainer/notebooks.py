@@ -73,15 +73,21 @@ def without_progress_bars(nb) -> None:
             cell["outputs"] = kept
 
 
+def _for_export(ipynb: Path):
+    """An executed notebook as a page or deck shows it: no saved widget state (it would make the
+    page fetch a widget manager), no progress bars."""
+    import nbformat
+    nb = nbformat.read(str(ipynb), as_version=4)
+    nb.metadata.pop("widgets", None)
+    without_progress_bars(nb)
+    return nb
+
+
 def export_html(ipynb: Path) -> Path:
     """Write ``<name>.html`` beside an executed notebook: self-contained, plotly.js embedded by
     the notebooks (``viz.setup_notebook``), no script loaded from the network."""
-    import nbformat
     from nbconvert import HTMLExporter
-    nb = nbformat.read(str(ipynb), as_version=4)
-    nb.metadata.pop("widgets", None)  # saved widget state would make the page fetch a widget manager
-    without_progress_bars(nb)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    body, _ = HTMLExporter().from_notebook_node(_for_export(ipynb))
     html = ipynb.with_suffix(".html")
     html.write_text(offline_html(body), encoding="utf-8")
     return html
@@ -89,7 +95,7 @@ def export_html(ipynb: Path) -> Path:
 
 REVEAL_PACKAGE = "sphinx_revealjs"  # its wheel vendors reveal.js (MIT) under _static/revealjs
 _REVEAL_PREFIX = "explainer-reveal"  # stands for reveal.js's folder until its files are inlined
-_REVEAL_LINK = re.compile(r'<link[^>]*\shref="explainer-reveal/(dist/[\w/.-]+\.css)"[^>]*>')
+_REVEAL_LINK = re.compile(r'<link[^>]*\shref="' + re.escape(_REVEAL_PREFIX) + r'/(dist/[\w/.-]+\.css)"[^>]*>')
 _CSS_IMPORT = re.compile(r"@import\s+url\([^)]*\)\s*;")  # the theme's web fonts: the deck uses the system's
 
 
@@ -108,12 +114,9 @@ def export_deck(ipynb: Path, theme: str = "white") -> Path:
     """Write ``<name>.slides.html`` beside an executed notebook: a reveal.js deck of its cells
     (their ``slideshow`` metadata, as in the present mode) that opens from disk with no network.
     reveal.js, its CSS and plotly.js are inlined; no script or style sheet is fetched."""
-    import nbformat
     from nbconvert import SlidesExporter
     reveal = reveal_dir()
-    nb = nbformat.read(str(ipynb), as_version=4)
-    nb.metadata.pop("widgets", None)
-    without_progress_bars(nb)
+    nb = _for_export(ipynb)
     exporter = SlidesExporter(extra_template_basedirs=[str(Path(__file__).parent / "templates")],
                               template_name="deck", reveal_url_prefix=_REVEAL_PREFIX, reveal_theme=theme)
     body, _ = exporter.from_notebook_node(nb, resources={"deck": {
