@@ -15,24 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
-
-import torch
 
 from explainer import experiments, models, results, results_page
 
 NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]
-PAGE_HEADER = """# Results
-
-What the notebooks measured, one section per data set, written by
-`bench/experiments.py --data DATA --profile PROFILE --markdown docs/results.md` (each run replaces
-its own data set's section). Rates are 1-NN protection rates on the protected users' clean test
-photos unless a row says otherwise; the "paper" column gives the figures the paper's authors
-reported for the same measure (see `explainer.paper` for the exact wording of each source).
-"""
 
 
 def targets(name: str, report: dict) -> list[dict]:
@@ -106,22 +94,11 @@ def main(argv=None) -> int:
     if args.markdown:
         reports = {name: report[name]["report"] for name in args.only}
         title = f"{results.source_id(args.data).rsplit('/', 1)[-1]} ({args.profile})"
-        meta = {"measured": datetime.date.today().isoformat(), "machine": machine(),
+        meta = {"measured": datetime.date.today().isoformat(), "machine": results_page.machine(),
                 "wall time": f"{sum(report[n]['wall_s'] for n in args.only):.0f} s (cached artefacts not recomputed)"}
-        results_page.update_page(args.markdown, title, results_page.markdown_section(title, reports, meta), PAGE_HEADER)
+        results_page.update_page(args.markdown, title, results_page.markdown_section(title, reports, meta))
         print(f"wrote {title} into {args.markdown}", file=sys.stderr)
     return 0
-
-
-def machine() -> str:
-    """The processor, cores and device the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    return f"{cpu}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
 
 
 if __name__ == "__main__":

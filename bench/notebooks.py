@@ -13,6 +13,7 @@ Prints ``{"cold_s", "warm_s", "peak_rss_gb", "notebooks": {name: {"cold_s", "war
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -97,7 +98,16 @@ def main(argv=None) -> int:
     parser.add_argument("--warm-only", action="store_true", help="only a warm run, on the filled cache --cache")
     parser.add_argument("--floor", action="store_true", help="also measure the cloaking floor (about a minute)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", metavar="PAGE", help="write the figures into the results page as its "
+                        "'preparation' section for this data set and profile")
+    parser.add_argument("--from-json", metavar="REPORT", help="run nothing: write --markdown from a report "
+                        "this script printed with --json")
     args = parser.parse_args(argv)
+    if args.from_json:
+        if not args.markdown:
+            parser.error("--from-json needs --markdown")
+        write_page(args.markdown, json.loads(Path(args.from_json).read_text()))
+        return 0
 
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="explainer-bench-cache-"))
     if args.warm_only and not (args.cache and cache.is_dir() and any(cache.iterdir())):
@@ -136,6 +146,10 @@ def main(argv=None) -> int:
             shutil.rmtree(out, ignore_errors=True)
         if not args.keep_cache and not args.cache:
             shutil.rmtree(cache, ignore_errors=True)
+    from explainer import results_page
+    report["measured"], report["machine"] = datetime.date.today().isoformat(), results_page.machine()
+    if args.markdown:
+        write_page(args.markdown, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -145,6 +159,16 @@ def main(argv=None) -> int:
         print(f"{'all':24s} cold {report.get('cold_s', nan):7.1f} s   warm {report.get('warm_s', nan):6.1f} s   "
               f"peak RSS {report['peak_rss_gb']:.2f} GB")
     return 0
+
+
+def write_page(page: str, report: dict) -> None:
+    """This report as the results page's preparation section of its data set and profile."""
+    from explainer import results, results_page
+    title = f"preparation: {results.source_id(report['data']).rsplit('/', 1)[-1]} ({report['profile']})"
+    meta = {"measured": report.get("measured", "?"), "machine": report.get("machine", "?"),
+            "by": f"bench/notebooks.py --profile {report['profile']} --data {report['data']} --floor"}
+    results_page.update_page(page, title, results_page.preparation_section(title, report, meta))
+    print(f"wrote {title} into {page}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -163,3 +163,27 @@ def test_settings_table_is_short_readable_rows():
     assert table["Time taken (s)"] == "12.5"
     assert "lowkey_steps" not in str(rows) and "seed" not in table  # technical keys stay in the JSON
     assert all(isinstance(r["value"], str) and "{" not in r["value"] for r in rows)
+
+
+def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(tmp_path):
+    """``bench/notebooks.py --from-json REPORT --markdown PAGE`` writes the preparation section
+    beside the data sets' sections, with the totals and one row per notebook."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("bench_notebooks", Path(__file__).parents[1] / "bench" / "notebooks.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    page = tmp_path / "results.md"
+    results_page.update_page(page, "orl (ci)", results_page.markdown_section("orl (ci)", _reports(), {"measured": "x"}))
+    report = {"profile": "classroom", "data": "orl", "cold_s": 2900.5, "warm_s": 52.1, "floor_s": 1470.3,
+              "cold_over_floor": 1.97, "peak_rss_gb": 4.4, "measured": "2026-12-02", "machine": "a laptop",
+              "notebooks": {"01_poisoning": {"cold_s": 1500.0, "warm_s": 9.5, "cold_peak_rss_gb": 3.1},
+                            "00_setting": {"cold_s": 20.0, "warm_s": 6.0, "cold_peak_rss_gb": 1.2}}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert bench.main(["--from-json", str(tmp_path / "report.json"), "--markdown", str(page)]) == 0
+    text = page.read_text()
+    assert text.startswith("# Results") and "## orl (ci)" in text and "## preparation: orl (classroom)" in text
+    assert "| cold / floor | 1.97 |" in text and "| cloaking floor (s) | 1470.3 |" in text
+    assert "| 01_poisoning | 1500 | 9.5 | 3.1 |" in text and text.index("| 00_setting") < text.index("| 01_poisoning")
+    assert "a laptop" in text and "cache written" not in text  # a figure the report lacks is left out

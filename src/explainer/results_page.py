@@ -2,6 +2,8 @@
 measured, beside the paper's figures, written by ``bench/experiments.py --markdown``."""
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 from . import paper
@@ -9,6 +11,17 @@ from .results import adaptive_rows, attacked_rows, newest_model, pick, data_note
 
 
 ATTACK_COLUMNS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
+PAGE_HEADER = """# Results
+
+What the notebooks measured, one section per data set, written by
+`bench/experiments.py --data DATA --profile PROFILE --markdown docs/results.md` (each run replaces
+its own data set's section). Rates are 1-NN protection rates on the protected users' clean test
+photos unless a row says otherwise; the "paper" column gives the figures the paper's authors
+reported for the same measure (see `explainer.paper` for the exact wording of each source).
+The "preparation" sections, written by `bench/notebooks.py --floor --markdown docs/results.md`,
+say how long the notebooks took to run, cold and warm.
+"""
+
 
 
 def _paper_text(*keys: str) -> str:
@@ -100,7 +113,7 @@ def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
     return "\n".join(lines) + "\n" + markdown_table(summary_rows(reports))
 
 
-def update_page(path, title: str, section: str, header: str) -> None:
+def update_page(path, title: str, section: str, header: str = PAGE_HEADER) -> None:
     """Write ``section`` into the page at ``path`` under ``## title``, replacing that data set's
     previous section and keeping the others."""
     path = Path(path)
@@ -110,3 +123,41 @@ def update_page(path, title: str, section: str, header: str) -> None:
     sections[title] = section.rstrip() + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head.rstrip() + "\n\n" + "\n".join(sections[k] for k in sorted(sections)), encoding="utf-8")
+
+
+def preparation_section(title: str, report: dict, meta: dict) -> str:
+    """The teacher's preparation time (``bench/notebooks.py``'s report) as a section of the results
+    page: the whole sequence cold and warm, the cloaking floor, and one row per notebook."""
+    def fmt(v, unit=""):
+        return "" if v is None else f"{v:g}{unit}"
+    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
+    lines = [f"## {title}", "", f"_{about}_", "",
+             "How long the notebooks take to run one after another: **cold** on an empty cache (the "
+             "preparation the day before), **warm** on the cache the cold run filled (what runs in class). "
+             "The **floor** is the bare forward and backward passes that the cloaks need (photos x steps x "
+             "seconds per image-step, for every cloak the profile computes): no implementation of these "
+             "attacks on this machine can prepare faster.", ""]
+    totals = [{"measure": "cold (s)", "value": fmt(report.get("cold_s"))},
+              {"measure": "warm (s)", "value": fmt(report.get("warm_s"))},
+              {"measure": "cloaking floor (s)", "value": fmt(report.get("floor_s"))},
+              {"measure": "cold / floor", "value": fmt(report.get("cold_over_floor"))},
+              {"measure": "peak memory (GB, resident, kernels included)", "value": fmt(report.get("peak_rss_gb"))},
+              {"measure": "cache written (GB)", "value": fmt(report.get("cache_gb"))}]
+    lines += [markdown_table([t for t in totals if t["value"]])]
+    rows = [{"notebook": name, "cold (s)": fmt(t.get("cold_s")), "warm (s)": fmt(t.get("warm_s")),
+             "cold peak memory (GB)": fmt(t.get("cold_peak_rss_gb"))}
+            for name, t in sorted(report.get("notebooks", {}).items())]
+    return "\n".join(lines) + "\n" + markdown_table(rows)
+
+
+def machine() -> str:
+    """The processor, cores and device the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    return f"{cpu}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
+
