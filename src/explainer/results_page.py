@@ -135,8 +135,8 @@ def preparation_section(title: str, report: dict, meta: dict) -> str:
              "How long the notebooks take to run one after another: **cold** on an empty cache (the "
              "preparation the day before), **warm** on the cache the cold run filled (what runs in class). "
              "The **floor** is the bare forward and backward passes that the cloaks need (photos x steps x "
-             "seconds per image-step, for every cloak the profile computes): no implementation of these "
-             "attacks on this machine can prepare faster.", ""]
+             "seconds per image-step, for every cloak the profile computes): with these models, steps and "
+             "photos, the preparation cannot take less on this machine.", ""]
     totals = [{"measure": "cold (s)", "value": fmt(report.get("cold_s"))},
               {"measure": "warm (s)", "value": fmt(report.get("warm_s"))},
               {"measure": "cloaking floor (s)", "value": fmt(report.get("floor_s"))},
