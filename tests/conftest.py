@@ -52,3 +52,21 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     return attempts
+
+
+@pytest.fixture(scope="session")
+def ci_notebook(tmp_path_factory, session_cache):
+    """Run one notebook under the ci profile into a session folder, once per test run, and return
+    that folder: the notebook tests and the browser tests read the same executed notebooks, pages
+    and decks. A run that raised is not cached, so every test that needs it sees the failure."""
+    from explainer import notebooks
+    out = tmp_path_factory.mktemp("ci-notebooks")
+    done: dict[str, dict] = {}
+
+    def run(name: str) -> Path:
+        stem = next(p.stem for p in notebooks.notebook_paths([name]))
+        if stem not in done:
+            done[stem] = notebooks.run_notebooks("ci", out=out, only=[stem], progress=False, slides=True)
+        assert stem in done[stem]
+        return out
+    return run

@@ -169,12 +169,11 @@ def test_notebook_01_in_jupyterlab_renders_the_umap_widget_and_follows_the_slide
 
 
 @pytest.mark.browser
-def test_exported_html_draws_its_figures_offline(browser, tmp_path):
+def test_exported_html_draws_its_figures_offline(browser, ci_notebook):
     """``explainer run`` HTML: plotly.js embedded, no remote script, every figure drawn."""
-    from explainer import notebooks
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    notebooks.run_notebooks("ci", out=tmp_path, only=["01"], progress=False, slides=True)
-    html = tmp_path / "01_poisoning.html"
+    folder = ci_notebook("01")
+    html = folder / "01_poisoning.html"
     browser.get(html.as_uri())
     counts = _wait(lambda: (c := browser.execute_script(
         "return [document.querySelectorAll('.plotly-graph-div').length,"
@@ -188,7 +187,7 @@ def test_exported_html_draws_its_figures_offline(browser, tmp_path):
     browser.save_screenshot(str(ARTIFACTS / "browser-01_poisoning_html.png"))
     _press_play_and_see_it_move(browser, "01 (the cloak at work)")
     # The static deck (`explainer run --slides`): reveal.js from disk, a figure drawn on its slide.
-    browser.get((tmp_path / "01_poisoning.slides.html").as_uri())
+    browser.get((folder / "01_poisoning.slides.html").as_uri())
     total = _wait(lambda: browser.execute_script("return window.Reveal && Reveal.isReady() && Reveal.getTotalSlides()"),
                   30, 0.5, "the deck did not start")
     for _ in range(total):  # to the first slide with a drawn figure
@@ -224,21 +223,8 @@ def _press_play_and_see_it_move(browser, what: str):
 
 
 @pytest.mark.browser
-def test_the_trainers_animations_play_in_a_page_without_a_kernel(browser, tmp_path):
-    """02's and 04's animations, written as a page on their own: pressing play moves them."""
-    import numpy as np
-
-    from explainer import arms_race
-    coords = np.zeros((3, 7, 2))
-    coords[:, 5:, 0] = [[5, 5], [2, 2], [0, 0]]
-    epochs = {"coords": coords, "user": "u", "model": "robust", "other names": ["a", "a", "b"],
-              "parts": {"others": np.arange(3), "user clean": np.arange(3, 5), "lowkey": np.arange(5, 7),
-                        "other labels": np.array([1, 1, 2])}}
-    years = [{"attack": "lowkey", "model": m, "model_year": y, "available": True, "attacked": m == "a",
-              "protection_rate": p, "clean_error": 0.02} for m, y, p in (("a", 2017, 1.0), ("b", 2021, 0.1))]
-    for name, fig in (("02 (the trainer adapting)", arms_race.adaptive_animation(epochs)),
-                      ("04 (the trainer waiting)", arms_race.time_travel_animation(years))):
-        page = tmp_path / f"{name[:2]}.html"
-        fig.write_html(page, include_plotlyjs=True)  # plotly.js inside the page: no network
-        browser.get(page.as_uri())
-        _press_play_and_see_it_move(browser, name)
+def test_the_trainers_animations_play_in_the_exported_pages_without_a_kernel(browser, ci_notebook):
+    """02's and 04's exported pages (``explainer run``): pressing play moves their animation."""
+    for name, what in (("02_adaptive_defence", "02 (the trainer adapting)"), ("04_time_travel", "04 (the trainer waiting)")):
+        browser.get((ci_notebook(name[:2]) / f"{name}.html").as_uri())
+        _press_play_and_see_it_move(browser, what)
