@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from explainer import experiments, models, results, results_page
+from explainer import experiments, models, results_page
 
 NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]
 
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         json.dump(report, sys.stdout, indent=1)
     if args.markdown:
         reports = {name: report[name]["report"] for name in args.only}
-        title = f"{results.source_id(args.data).rsplit('/', 1)[-1]} ({args.profile})"
+        title = results_page.section_title(args.data, args.profile)
         meta = {"measured": datetime.date.today().isoformat(), "machine": results_page.machine(),
                 "wall time": f"{sum(report[n]['wall_s'] for n in args.only):.0f} s (cached artefacts not recomputed)"}
         results_page.update_page(args.markdown, title, results_page.markdown_section(title, reports, meta))

@@ -163,8 +163,8 @@ def main(argv=None) -> int:
 
 def write_page(page: str, report: dict) -> None:
     """This report as the results page's preparation section of its data set and profile."""
-    from explainer import results, results_page
-    title = f"preparation: {results.source_id(report['data']).rsplit('/', 1)[-1]} ({report['profile']})"
+    from explainer import results_page
+    title = "preparation: " + results_page.section_title(report["data"], report["profile"])
     meta = {"measured": report.get("measured", "?"), "machine": report.get("machine", "?"),
             "by": f"bench/notebooks.py --profile {report['profile']} --data {report['data']} --floor"}
     results_page.update_page(page, title, results_page.preparation_section(title, report, meta))

@@ -1,5 +1,6 @@
 """The results page (``docs/results.md``): one table per data set of what the experiments
-measured, beside the paper's figures, written by ``bench/experiments.py --markdown``."""
+measured, beside the paper's figures, written by ``bench/experiments.py --markdown``; and the
+preparation time of the notebooks, written by ``bench/notebooks.py --markdown``."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import platform
 from pathlib import Path
 
 from . import paper
-from .results import adaptive_rows, attacked_rows, newest_model, pick, data_note
+from .results import adaptive_rows, attacked_rows, newest_model, pick, data_note, source_id
 
 
 ATTACK_COLUMNS = ("fawkes-v0.3", "fawkes-v1.0", "lowkey")
@@ -21,7 +22,6 @@ reported for the same measure (see `explainer.paper` for the exact wording of ea
 The "preparation" sections, written by `bench/notebooks.py --floor --markdown docs/results.md`,
 say how long the notebooks took to run, cold and warm.
 """
-
 
 
 def _paper_text(*keys: str) -> str:
@@ -100,8 +100,7 @@ def markdown_table(rows: list[dict]) -> str:
 def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
     """One data set's section of the results page: how it was measured, then its table."""
     settings = next(iter(reports.values()))["settings"] if reports else {}
-    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
-    lines = [f"## {title}", "", f"_{about}_", ""]
+    lines = _heading(title, meta)
     if settings.get("profile") == "ci":
         lines += ["The `ci` profile cloaks with the tools' weakest modes and a 10-step LowKey: a check that "
                   "everything runs, not the paper's settings (`classroom` and `full` use them).", ""]
@@ -111,6 +110,16 @@ def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
                   f"test photos behind each protection rate. "
                   + data_note(settings.get("data", "?"), settings.get("protected_test_photos")), ""]
     return "\n".join(lines) + "\n" + markdown_table(summary_rows(reports))
+
+
+def section_title(data: str, profile: str) -> str:
+    """A data set's section title: the data's folder name and the profile, e.g. ``orl (classroom)``."""
+    return f"{source_id(data).rsplit('/', 1)[-1]} ({profile})"
+
+
+def _heading(title: str, meta: dict) -> list[str]:
+    """A section's heading lines: its title, then how and where it was measured."""
+    return [f"## {title}", "", "_" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "_", ""]
 
 
 def update_page(path, title: str, section: str, header: str = PAGE_HEADER) -> None:
@@ -128,10 +137,9 @@ def update_page(path, title: str, section: str, header: str = PAGE_HEADER) -> No
 def preparation_section(title: str, report: dict, meta: dict) -> str:
     """The teacher's preparation time (``bench/notebooks.py``'s report) as a section of the results
     page: the whole sequence cold and warm, the cloaking floor, and one row per notebook."""
-    def fmt(v, unit=""):
-        return "" if v is None else f"{v:g}{unit}"
-    about = ", ".join(f"{k}: {v}" for k, v in meta.items())
-    lines = [f"## {title}", "", f"_{about}_", "",
+    def fmt(v):
+        return "" if v is None else f"{v:g}"
+    lines = _heading(title, meta) + [
              "How long the notebooks take to run one after another: **cold** on an empty cache (the "
              "preparation the day before), **warm** on the cache the cold run filled (what runs in class). "
              "The **floor** is the bare forward and backward passes that the cloaks need (photos x steps x "
@@ -160,4 +168,3 @@ def machine() -> str:
     import torch
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
     return f"{cpu}, {os.cpu_count()} cores, {device}, torch {torch.__version__}"
-
