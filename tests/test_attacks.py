@@ -225,3 +225,37 @@ def test_progress_bar_only_for_work_the_cache_did_not_hold(setting, monkeypatch,
     assert "img-step" in capsys.readouterr().err  # computed: a bar
     attacks.cloak(canvases, "fawkes-v1.0", "low", batch_size=2, cache=cache, progress=True)
     assert "img-step" not in capsys.readouterr().err  # held by the cache: none
+
+
+def test_the_loops_dssim_equals_kornias_to_the_bit_value_and_gradient(setting, colour_faces):
+    """``DSSIMTo`` filters the clean photos' moments once and the rest channels-last: it must
+    give ``dssim``'s value and gradient exactly, or the cloaks (and their cache keys) would change."""
+    gen = torch.Generator().manual_seed(0)
+    for canvases in (colour_faces, setting.canvases[:3]):  # colour, and grayscale ORL
+        clean = tensors.to_tensor(canvases)
+        cloak = (clean + (torch.rand(clean.shape, generator=gen) - 0.5) * 0.06).clamp(0, 1)
+        grads = []
+        for f in (lambda v: attacks.dssim(v, clean), attacks.DSSIMTo(clean)):
+            v = cloak.clone().requires_grad_(True)
+            d = f(attacks.straight_through_quantise(v))
+            (1e3 * d ** 2 + d).sum().backward()
+            grads.append((d.detach(), v.grad))
+        (d_kornia, g_kornia), (d_ours, g_ours) = grads
+        assert d_kornia.min() > 0 and g_kornia.abs().max() > 0
+        assert torch.equal(d_ours, d_kornia) and torch.equal(g_ours, g_kornia)
+
+
+def test_fawkes_cloaks_do_not_change_with_the_loops_dssim(colour_faces, monkeypatch):
+    """The same Fawkes v0.3 and v1.0 cloaks, byte for byte, with kornia's SSIM in the loop."""
+    x = tensors.to_tensor(colour_faces)
+    extractors = [models.load_model("facenet-keras", "cpu")]
+    target = [extractors[0](x).detach().roll(1, dims=0)]
+
+    def cloaks():
+        return (tensors.to_uint8(attacks.fawkes_v03.fawkes_v03_batch(x, extractors, target, "min", 0, steps=20)[0]),
+                tensors.to_uint8(attacks.fawkes_v10.fawkes_v10_batch(x, extractors, "low", 0, steps=20)[0]))
+    ours = cloaks()
+    for module in (attacks.fawkes_v03, attacks.fawkes_v10):
+        monkeypatch.setattr(module, "DSSIMTo", lambda clean: (lambda v: attacks.dssim(v, clean)))
+    for a, b in zip(ours, cloaks()):
+        assert (a != tensors.to_uint8(x)).any() and np.array_equal(a, b)

@@ -14,8 +14,9 @@ Fawkes v1.0 and LowKey); ``sface`` is the "future" model, never attacked by defa
 """
 from __future__ import annotations
 
-from .common import (ATTACK_VERSION, PRECISIONS, Attack, Autocast, CloakResult, _cpu_has_native_bf16,
-                     attack_extractor, attack_precision, dssim, feature_gain, grayscale_projection, measure, quantise)
+from .common import (ATTACK_VERSION, PRECISIONS, Attack, Autocast, CloakResult, DSSIMTo, _cpu_has_native_bf16,
+                     attack_extractor, attack_precision, dssim, feature_gain, grayscale_projection, measure, quantise,
+                     straight_through_quantise)
 from .driver import CloakedPhoto, bare_step_seconds, cloak, cloak_photo
 from .fawkes_v03 import FAWKES_V03_MODES, choose_targets, fawkes_v03_batch
 from .fawkes_v10 import FAWKES_V10_MODES, V10_BOUND, fawkes_v10_batch
@@ -25,12 +26,12 @@ from .registry import ATTACKS, HARDEST, REGISTRY, get
 RELEASED = {name: a.released for name, a in REGISTRY.items()}
 DEFAULT_MODELS = {name: a.default_models for name, a in REGISTRY.items()}
 
-__all__ = ["ATTACKS", "ATTACK_VERSION", "Attack", "Autocast", "CloakResult", "CloakedPhoto", "DEFAULT_MODELS",
+__all__ = ["ATTACKS", "ATTACK_VERSION", "Attack", "Autocast", "CloakResult", "CloakedPhoto", "DEFAULT_MODELS", "DSSIMTo",
            "FAWKES_V03_MODES", "FAWKES_V10_MODES", "HARDEST", "LOWKEY_SETTINGS", "PRECISIONS", "REGISTRY", "RELEASED",
            "V10_BOUND", "_cpu_has_native_bf16", "attack_extractor", "attack_precision", "bare_step_seconds",
            "choose_targets", "cloak", "cloak_photo", "default_mode", "dssim", "fawkes_v03_batch", "fawkes_v10_batch",
            "feature_gain", "get", "grayscale_projection", "lowkey_batch", "lowkey_features", "measure", "modes",
-           "perceptual_distance", "quantise", "steps_of"]
+           "perceptual_distance", "quantise", "steps_of", "straight_through_quantise"]
 
 
 def modes(attack: str) -> list[str]:

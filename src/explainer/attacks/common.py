@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import models as zoo
 from ..tensors import is_grayscale, to_tensor
@@ -105,6 +106,47 @@ def dssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Structural dissimilarity (1 - SSIM) / 2 per image, SSIM with an 11x11 Gaussian window (kornia)."""
     import kornia
     return (1.0 - kornia.metrics.ssim(x, y, window_size=11, max_val=1.0).mean(dim=(1, 2, 3))) / 2.0
+
+
+class DSSIMTo:
+    """``dssim(x, clean)`` against one fixed batch of clean photos, for an attack loop that calls it
+    at every step: the clean photos' local moments are filtered once, and the three moments that
+    follow the cloak are filtered channels-last (oneDNN copies an NCHW image into channel blocks
+    around every depthwise convolution). The same operations on the same values as kornia's SSIM,
+    in the same order: the value and its gradient equal ``dssim``'s (``tests/test_attacks.py``),
+    so the cloaks do too."""
+
+    C1, C2, EPS = 0.01 ** 2, 0.03 ** 2, 1e-12  # kornia's, for max_val 1
+
+    def __init__(self, clean: torch.Tensor, window_size: int = 11, sigma: float = 1.5):
+        from kornia.filters import get_gaussian_kernel1d
+        self.clean = clean.detach()
+        kernel = get_gaussian_kernel1d(window_size, sigma, device=clean.device, dtype=clean.dtype).flatten()
+        channels, self.radius = clean.shape[1], window_size // 2
+        self.weight_x = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+        self.weight_y = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+        with torch.no_grad():
+            self.mu2 = self._blur(self.clean)
+            self.mu2_sq = self.mu2 ** 2
+            self.sigma2_sq = self._blur(self.clean ** 2) - self.mu2_sq
+
+    def _blur(self, img: torch.Tensor) -> torch.Tensor:
+        # kornia's filter2d_separable: reflect padding, then the two depthwise passes
+        r, channels = self.radius, img.shape[1]
+        img = img.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device_type=img.device.type, enabled=False):  # the budget stays float32
+            out = F.conv2d(F.pad(img, [r, r, 0, 0], mode="reflect"), self.weight_x, groups=channels)
+            return F.conv2d(F.pad(out, [0, 0, r, r], mode="reflect"), self.weight_y, groups=channels)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(1 - SSIM(x, clean)) / 2 per image."""
+        mu1 = self._blur(x)
+        mu1_sq, mu1_mu2 = mu1 ** 2, mu1 * self.mu2
+        sigma1_sq = self._blur(x ** 2) - mu1_sq
+        sigma12 = self._blur(x * self.clean) - mu1_mu2
+        num = (2.0 * mu1_mu2 + self.C1) * (2.0 * sigma12 + self.C2)
+        den = (mu1_sq + self.mu2_sq + self.C1) * (sigma1_sq + self.sigma2_sq + self.C2)
+        return (1.0 - (num / (den + self.EPS)).mean(dim=(1, 2, 3))) / 2.0
 
 
 def grayscale_projection(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:

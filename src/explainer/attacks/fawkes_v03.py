@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models as zoo
-from .common import (FAWKES_CONST, Attack, _features, _from_tanh, _gray, _record, _to_tanh, dssim,
+from .common import (FAWKES_CONST, Attack, DSSIMTo, _features, _from_tanh, _gray, _record, _to_tanh, dssim,
                      grayscale_projection, quantise, straight_through_quantise, target_loss)
 
 # (dssim budget rho, steps, learning rate) per mode, as in the tool's presets.
@@ -29,6 +29,7 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
     steps = steps or FAWKES_V03_MODES[mode][1]
     torch.manual_seed(seed)
     gray = _gray(x)
+    budget = DSSIMTo(x)
     w = _to_tanh(x).clone().requires_grad_(True)
     opt = torch.optim.Adadelta([w], lr=lr, rho=0.95, eps=1e-8)
     decay_every = max(1, steps // 3)
@@ -38,7 +39,7 @@ def fawkes_v03_batch(x: torch.Tensor, models: list[zoo.Extractor], target_emb: l
     iterates = [x.clone()] if 0 in record else []
     for step in range(1, steps + 1):
         xa = grayscale_projection(_from_tanh(w), gray)
-        d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
+        d = budget(straight_through_quantise(xa))  # the budget is that of the uploaded 8-bit image
         feature_loss = target_loss(target_emb, _features(models, xa))
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 + feature_loss
         with torch.no_grad():

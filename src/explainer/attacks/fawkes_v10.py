@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import models as zoo
-from .common import (FAWKES_CONST, Attack, _features, _from_tanh, _gray, _record, _to_tanh, dssim, feature_gain,
+from .common import (FAWKES_CONST, Attack, DSSIMTo, _features, _from_tanh, _gray, _record, _to_tanh, dssim, feature_gain,
                      grayscale_projection, quantise, straight_through_quantise)
 
 # (dssim budget rho, steps, learning rate) per mode, as in the tool's presets.
@@ -29,6 +29,7 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
     steps = steps or FAWKES_V10_MODES[mode][1]
     gen = torch.Generator(device="cpu").manual_seed(seed)
     gray = _gray(x)
+    budget = DSSIMTo(x)
     with torch.no_grad():
         clean = [f.detach() for f in _features(models, x)]
         start = (torch.rand(x.shape, generator=gen) * 2 - 1).to(x.device) * V10_START
@@ -47,7 +48,7 @@ def fawkes_v10_batch(x: torch.Tensor, models: list[zoo.Extractor], mode: str, se
 
     for step in range(1, steps + 1):
         xa = cloak_of(w)
-        d = dssim(straight_through_quantise(xa), x)  # the budget is that of the uploaded 8-bit image
+        d = budget(straight_through_quantise(xa))  # the budget is that of the uploaded 8-bit image
         gain = feature_gain(_features(models, xa), clean)
         loss = FAWKES_CONST * F.relu(d - rho) ** 2 - c_diff * gain
         with torch.no_grad():
