@@ -37,6 +37,15 @@ def targets(name: str, report: dict) -> list[dict]:
             goal(f"{r['recipe']}: clean accuracy within 2 points ({r['attack']})",
                  round(r["clean_accuracy"] - r["clean_accuracy_before"], 4),
                  r["clean_accuracy"] >= r["clean_accuracy_before"] - 0.02)
+        for r in report.get("users_compared", []):  # the honest figure: people nothing was chosen on
+            if r["classifier"] == "1nn" and r["recipe"] == "align" and "outside" in r["users"]:
+                before = next(b for b in report["users_compared"] if (b["users"], b["recipe"], b["attack"],
+                              b["classifier"]) == (r["users"], None, r["attack"], "1nn"))
+                goal(f"align: protection <= 0.10 on {r['users']} ({r['attack']})", r["protection_rate"],
+                     r["protection_rate"] <= 0.10)
+                goal(f"align: clean accuracy within 2 points, {r['users']} ({r['attack']})",
+                     round(r["clean_accuracy"] - before["clean_accuracy"], 4),
+                     r["clean_accuracy"] >= before["clean_accuracy"] - 0.02)
         for recipe in dict.fromkeys(r["recipe"] for r in report["results"]):
             s = next(r["train_s"] for r in report["results"] if r["recipe"] == recipe)
             goal(f"{recipe}: training <= 300 s", s, s <= 300)

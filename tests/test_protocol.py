@@ -167,3 +167,24 @@ def test_e2e_classifier_learns_the_gallery_and_recomputes_only_changed_chunks(tm
     gallery[3] = 255 - gallery[3]  # one changed photo: one new chunk, not a new gallery
     protocol.e2e_predict("dlib-resnet", gallery, labels[split.train], setting.canvases[split.test], epochs=3, cache=cache)
     assert len(list((tmp_path / "trunk-features").iterdir())) == chunks + 1
+
+
+def test_swap_protected_keeps_the_world_and_brings_in_people_from_outside_it(tmp_path):
+    from explainer.cache import Cache
+    setting = protocol.load_setting("orl", "ci", seed=0, progress=False, cache=Cache(tmp_path))
+    world = protocol.swap_protected(setting, "orl", "ci", seed=0, cache=Cache(tmp_path), progress=False)
+    n = len(setting.labels)
+    old, new = setting.split, world.split
+    assert np.array_equal(world.canvases[:n], setting.canvases) and np.array_equal(world.labels[:n], setting.labels)
+    assert len(new.protected) == len(old.protected)
+    newcomers = [world.names[i] for i in new.protected]
+    assert not set(newcomers) & set(setting.names)  # nobody the setting holds
+    assert set(world.labels[n:]) == set(new.protected.tolist())
+    for part in (new.train, new.test):  # the old protected users have left the split; the public stay as they were
+        assert not np.isin(world.labels[part], old.protected).any()
+    public = lambda idx: idx[~np.isin(setting.labels[idx], old.protected)]  # noqa: E731
+    assert np.array_equal(new.train[new.train < n], public(old.train))
+    assert np.array_equal(new.test[new.test < n], public(old.test))
+    assert len(new.protected_train(world.labels)) and len(new.protected_test(world.labels))
+    everyone = protocol.load_setting("orl", "ci", seed=0, progress=False, max_identities=None, cache=Cache(tmp_path))
+    assert protocol.swap_protected(everyone, "orl", "ci", cache=Cache(tmp_path), progress=False) is None

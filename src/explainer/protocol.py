@@ -336,3 +336,42 @@ def _e2e_train_predict(model_name, gallery_canvases, gallery_labels, probe_canva
             opt.step()
     with torch.no_grad():
         return classes[logits(probe_f).argmax(1).numpy()]
+
+
+def swap_protected(setting: Setting, source=None, profile: "str | Profile" = "classroom", seed: int = 0, cache=None,
+                   progress: bool = True) -> Setting | None:
+    """The same world with its protected users swapped for as many people from outside it: the
+    source's identities that ``setting`` does not hold (at least five photos each, at the
+    profile's photos per person), drawn with ``seed``. Their photos are appended after the
+    setting's, so every index of the setting still names the same photo; the old protected users
+    stay in ``faces`` but leave the split. The public users, their photos and their split are
+    unchanged. ``None`` when the source has too few people outside the setting.
+
+    Whatever was chosen while the setting's protected users' results were visible (a recipe's
+    settings, a threshold) never saw these people: their figures are the honest ones."""
+    from .data import FaceSet, load_faces
+    from .faces import align_faceset
+    profile = resolve(profile)
+    everyone = load_faces(source, min_images=5, max_identities=None, seed=seed, max_images=profile.max_images)
+    inside = set(setting.names)
+    outside = [i for i, name in enumerate(everyone.names) if name not in inside]
+    n = len(setting.split.protected)
+    if len(outside) < n:
+        return None
+    chosen = np.sort(np.random.default_rng([seed, 7877]).choice(outside, size=n, replace=False))
+    photos = np.flatnonzero(np.isin(everyone.labels, chosen))
+    new = everyone.subset(photos)
+    offset = setting.faces.n_identities
+    new_labels = offset + np.searchsorted(chosen, new.labels)
+    faces = FaceSet(list(setting.faces.images) + new.images, np.concatenate([setting.labels, new_labels]),
+                    list(setting.names) + [everyone.names[i] for i in chosen], list(setting.faces.paths) + new.paths,
+                    setting.faces.source)
+    canvases = np.concatenate([setting.canvases, align_faceset(new, cache=cache, progress=progress)])
+    canvases.setflags(write=False)
+    train, test = split_identities(new_labels, seed=seed)
+    old = setting.split
+    keep = lambda idx: idx[~np.isin(setting.labels[idx], old.protected)]  # noqa: E731
+    n_old = len(setting.labels)
+    split = Split(np.concatenate([keep(old.train), n_old + train]), np.concatenate([keep(old.test), n_old + test]),
+                  offset + np.arange(n, dtype=np.int64))
+    return Setting(faces, canvases, split)

@@ -57,6 +57,16 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
         add("02 adaptive", "clean error, robust (original)",
             {a: f"{1 - r['clean_accuracy']:.3f} ({1 - r['clean_accuracy_before']:.3f})" for a, r in aligned.items()},
             ("facecure-adaptive-clean-error",))
+        compared = reports["adaptive"].get("users_compared", [])
+        outside = {(r["attack"], r["recipe"]): r for r in compared if r["classifier"] == "1nn" and "outside" in r["users"]}
+        if outside:
+            never = reports["adaptive"]["settings"]["chosen_on"].get("never chosen on", "").split(" (")[0]
+            add("02 adaptive", f"protection, robust FaceNet (1-NN), on {never} (original's in brackets)",
+                {a: f"{r['protection_rate']:.2f} ({outside[a, None]['protection_rate']:.2f})"
+                 for (a, recipe), r in outside.items() if recipe == "align"})
+            add("02 adaptive", f"clean error, robust (original), with {never}",
+                {a: f"{1 - r['clean_accuracy']:.3f} ({1 - outside[a, None]['clean_accuracy']:.3f})"
+                 for (a, recipe), r in outside.items() if recipe == "align"})
     if "detection" in reports:
         both = {r["attack"]: r for r in reports["detection"]["results"] if len(r["trained_on"]) > 1}
         add("03 detection", "precision / recall, detector of all attacks",

@@ -9,7 +9,7 @@ import numpy as np
 from .. import attacks, defences, models, paper, protocol
 from ..maps import umap_coords
 from .common import (Scenario, adaptive_model, cloaked_setting, common_settings, defender_data,
-                     original_and_robust, watch_set)
+                     original_and_robust, protected_cloaks, watch_set)
 
 
 @dataclass
@@ -27,10 +27,12 @@ class AdaptiveRun:
     candidates: list[dict]
     clean_photo: list[dict]
     settings: dict = field(default_factory=dict)
+    # the original and each selected model on the setting's protected users and on people outside it
+    users_compared: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"results": self.results, "candidates": self.candidates, "one_clean_photo": self.clean_photo,
-                "settings": self.settings, "paper": paper.entries("adaptive")}
+                "users_compared": self.users_compared, "settings": self.settings, "paper": paper.entries("adaptive")}
 
 
 def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifiers, seed) -> dict:
@@ -54,7 +56,8 @@ RECIPE_DEFAULTS_CHOSEN_ON = ("LFW classroom runs in which the protected users' r
 
 def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES,
                  starts: tuple[str, ...] = defences.STARTS, classifiers: tuple[str, ...] = ("1nn", "linear"),
-                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True) -> AdaptiveRun:
+                 attack_names: tuple[str, ...] = attacks.ATTACKS, ablations: bool = True,
+                 outside: bool = True) -> AdaptiveRun:
     """Train robust FaceNets on the defender's own cloaks of public users; rerun the protocol.
 
     For each recipe, every start stage in ``starts`` is trained and scored on held-out public
@@ -62,6 +65,11 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
     result. ``candidates`` holds every model tried (what fails as well as what works) and, with
     ``ablations``, a model trained without LowKey's cloaks. ``one_clean_photo`` reruns the
     protocol with one unperturbed photo of each protected user in the gallery.
+
+    With ``outside`` (and people enough outside the setting, ``Scenario.outside``), the same
+    original and selected models are also scored with the protected users swapped for people
+    that nothing was ever chosen on, their photos cloaked the same way: ``users_compared``
+    holds both, side by side.
     """
     start_time = time.perf_counter()
     base = "facenet-keras"
@@ -101,13 +109,47 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
     candidate_rows = [r for c in tried for r in _candidate_rows(c, before, any(c is s for s in chosen.values()))]
 
     clean_photo = _one_clean_photo(setting, cloaks, [c["model"] for c in chosen.values()], seed, cache)
+    compared = _users_compared(scenario, before, chosen, attack_names, classifiers) if outside else []
     run_settings = {**_settings(scenario, public, attack_names), "base": base,
                     "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
+    if outside:
+        run_settings["chosen_on"]["never chosen on"] = _outside_description(scenario)
     return scenario.record("adaptive", AdaptiveRun(setting, scenario.profile, seed, public, cloaks, pub_cloaks,
                                                   {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
-                                                  clean_photo, run_settings))
+                                                  clean_photo, run_settings, compared))
+
+
+SETTING_USERS, OUTSIDE_USERS = "the setting's protected users", "people outside the setting"
+
+
+def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names, classifiers) -> list[dict]:
+    """Protection and clean accuracy of the original and each selected model on the setting's
+    protected users (from the run's own scores) and, when the data has people enough outside
+    the setting, on ``scenario.outside``'s protected users, cloaked with the same modes."""
+    label = {None: "facenet-keras (original)", **{r: c["model"].name for r, c in chosen.items()}}
+    scored = {None: before, **{r: c["test"] for r, c in chosen.items()}}
+    rows = [{"users": SETTING_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
+             "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+             "clean_accuracy": round(v["clean_accuracy"], 4)} for r, test in scored.items() for (a, k), v in test.items()]
+    world = scenario.outside
+    if world is None:
+        return rows
+    setting, seed, cache = scenario.setting, scenario.seed, scenario.cache
+    cloaks = {a: protected_cloaks(scenario, a, outside=True) for a in attack_names}
+    scraped = world.split.protected_train(world.labels).tolist()
+    embedders = original_and_robust([c["model"] for c in chosen.values()], cache)
+    for r, embed in zip(label, embedders.values()):
+        # the setting's photos keep their (cached) embeddings; only the newcomers' are computed
+        clean = np.concatenate([embed(setting.canvases), embed(world.canvases[len(setting.canvases):])])
+        cloaked = {a: dict(zip(scraped, embed(c.cloaked))) for a, c in cloaks.items()}
+        for (a, k), v in _protocol_rows(world, clean, cloaked, classifiers, seed).items():
+            rows.append({"users": OUTSIDE_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
+                         "protection_rate": round(v["protection_rate"], 4),
+                         "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+                         "clean_accuracy": round(v["clean_accuracy"], 4)})
+    return rows
 
 
 def _settings(scenario: Scenario, public, attack_names) -> dict:
@@ -126,6 +168,15 @@ def _settings(scenario: Scenario, public, attack_names) -> dict:
             "extra_lowkey_pairs": int(len(defences.lowkey_extra_photos(setting, public, scenario.profile, scenario.seed)))
             if attacks.HARDEST in attack_names else 0,
             "epochs": resolved.training.robust_epochs, "lr": resolved.training.robust_lr}
+
+
+def _outside_description(scenario: Scenario) -> str:
+    world = scenario.outside
+    if world is None:
+        return "nobody: the data has too few people outside the setting"
+    users = world.split.protected
+    return (f"{len(users)} {'person' if len(users) == 1 else 'people'} outside the setting ({', '.join(world.names[i] for i in users)}), "
+            f"{len(world.split.protected_test(world.labels))} test photos, in place of the protected users")
 
 
 def _candidate_rows(c: dict, before: dict, selected: bool) -> list[dict]:

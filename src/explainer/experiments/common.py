@@ -39,6 +39,13 @@ class Scenario:
         """The faces, the people and who is protected (cached on disk; loaded once per scenario)."""
         return protocol.load_setting(self.source, self.profile, self.seed, progress=self.progress, cache=self.cache)
 
+    @functools.cached_property
+    def outside(self) -> protocol.Setting | None:
+        """The same world with the protected users swapped for people from outside the setting
+        (``protocol.swap_protected``; ``None`` when the data has too few): users no setting was
+        ever chosen on."""
+        return protocol.swap_protected(self.setting, self.source, self.profile, self.seed, self.cache, self.progress)
+
     def record(self, name: str, run):
         """Record ``run``'s report for notebook 07 (``explainer.results``) and return the run."""
         store.record(name, run.to_json(), self.source, self.profile, self.seed)
@@ -59,26 +66,27 @@ def evaluation_models() -> list[str]:
     return [n for n in models.model_names() if models.availability(n)[0]]
 
 
-def protected_cloaks(scenario: Scenario, attack: str) -> attacks.CloakResult:
+def protected_cloaks(scenario: Scenario, attack: str, outside: bool = False) -> attacks.CloakResult:
     """Cloaks of every protected user's training photos, with the profile's mode (cached).
 
     About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
     experiment asks for the same ones, so they are computed once and shared through the cache,
-    and read from it once per scenario.
+    and read from it once per scenario. ``outside``: the protected users of ``scenario.outside``.
     """
-    if attack in scenario.cloaks:
-        return scenario.cloaks[attack]
-    setting, users = scenario.setting, scenario.sizes.users
+    key = (attack, "outside") if outside else attack
+    if key in scenario.cloaks:
+        return scenario.cloaks[key]
+    setting, users = scenario.outside if outside else scenario.setting, scenario.sizes.users
     mode = users.modes[attack]
     steps = users.steps_of(attack)
     record_every = max(1, attacks.steps_of(attack, mode, steps) // 10)
     split, labels = setting.split, setting.labels
     idx = split.protected_train(labels)
     # a targeted tool draws targets from the public users' scraped photos
-    scenario.cloaks[attack] = attacks.cloak(
+    scenario.cloaks[key] = attacks.cloak(
         setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting), seed=scenario.seed,
         record_every=record_every, progress=scenario.progress, cache=scenario.cache, steps=steps)
-    return scenario.cloaks[attack]
+    return scenario.cloaks[key]
 
 
 def cloaked_setting(scenario: Scenario, attack_names=attacks.ATTACKS
