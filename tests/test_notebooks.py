@@ -32,6 +32,8 @@ def test_notebook_runs_in_ci_profile(name, ci_notebook):
         assert "Plotly.addFrames(" in html and "u25b6 play" in html, "no plotly animation with a play button"
     if name == "02_adaptive_defence":  # which users the trainer's settings were chosen on, and that the defaults were not
         assert "Settings chosen on" in html and "held-out public users" in html and "partly on the test users" in html
+        # ORL's ci setting leaves people outside it: the same models are scored on them too
+        assert "on people outside the setting: fawkes-v0.3" in html and "never chosen on" in html
 
 
 def assert_offline_deck(deck, executed: dict) -> None:

@@ -187,3 +187,12 @@ def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(t
     assert "| cold / floor | 1.97 |" in text and "| cloaking floor (s) | 1470.3 |" in text
     assert "| 01_poisoning | 1500 | 9.5 | 3.1 |" in text and text.index("| 00_setting") < text.index("| 01_poisoning")
     assert "a laptop" in text and "cache written" not in text  # a figure the report lacks is left out
+
+
+def test_users_compared_text_gives_both_groups():
+    from tests.test_viz import _compared_rows
+    report = {"users_compared": _compared_rows(),
+              "settings": {"chosen_on": {"never chosen on": "2 people outside the setting (a, b)"}}}
+    text = results.users_compared_text(report)
+    assert "on the setting's protected users: fawkes-v1.0 0.03 (1.00), lowkey 0.03 (1.00)" in text
+    assert "on people outside the setting: fawkes-v1.0 0.18 (1.00)" in text and "(a, b)" in text

@@ -290,6 +290,25 @@ def headline(name: str, report: dict, note: bool = True) -> str:
     return f"{HEADLINES[name](report)}\n{data_note(settings.get('data', '?'), settings.get('protected_test_photos'))}"
 
 
+def users_compared_text(report: dict, recipe: str = "align", classifier: str = "1nn") -> str:
+    """Notebook 02's honest check in a sentence: the ``recipe``'s selected model's protection
+    per attack on the setting's protected users and on people outside the setting (the
+    original model's in brackets), and who those people are."""
+    rows = [r for r in report.get("users_compared", []) if r["classifier"] == classifier]
+    groups = dict.fromkeys(r["users"] for r in rows)
+    parts = []
+    for users in groups:
+        robust = {r["attack"]: r for r in rows if r["users"] == users and r["recipe"] == recipe}
+        original = {r["attack"]: r for r in rows if r["users"] == users and r["recipe"] is None}
+        rates = ", ".join(f"{a} {r['protection_rate']:.2f} ({original[a]['protection_rate']:.2f})"
+                          for a, r in robust.items())
+        accuracy = next(iter(robust.values()))["clean_accuracy"]
+        parts.append(f"on {users}: {rates}; clean accuracy {accuracy:.3f}")
+    never = report["settings"].get("chosen_on", {}).get("never chosen on", "nobody outside the setting was scored")
+    return (f"Robust FaceNet ({recipe}), {classifier} protection (original's in brackets) "
+            + "; ".join(parts) + f".\nPeople outside the setting: {never}.")
+
+
 def your_photo_headline(report: dict) -> str:
     """Notebook 06 in a sentence: which models still name the user once the cloaked photos are posted."""
     answered = [r for r in report["results"] if r["available"]]
