@@ -13,7 +13,8 @@ chose them, so the validation figures stay comparable. The defaults of ``--lowke
 ``--epochs`` and ``--lr`` are the profile's (what ``explainer experiment adaptive`` trains).
 Printed per share: pairs per attack, training seconds, clean accuracy (1-NN, nobody protected)
 and, per attack, the protection rate on held-out public users (what a defender can see) and on
-the protected users, before and after. Everything is cached; cold, the defender's cloaks cost
+the protected users, before and after, and on people outside the setting (``Scenario.outside``,
+when the data has them: people no setting was chosen on). Everything is cached; cold, the defender's cloaks cost
 about 18 minutes per 140 LFW photos on 2 cores. Nothing is asserted: this prints figures.
 """
 from __future__ import annotations
@@ -27,7 +28,8 @@ from explainer import attacks, defences, experiments, models, profiles, protocol
 
 
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
-            lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None) -> list[dict]:
+            lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None,
+            mirrored: bool = False) -> list[dict]:
     scenario = experiments.Scenario(data, profile, seed, progress=progress)
     setting, cloaks = experiments.cloaked_setting(scenario)
     split, labels = setting.split, setting.labels
@@ -45,8 +47,9 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
         t = time.perf_counter()
         robust = experiments.adaptive_model(scenario, public, pub, "align", defences.STARTS[-1],
-                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr)
+                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr, mirrored=mirrored)
         row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
+               "mirrored": mirrored,
                "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
@@ -58,6 +61,10 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
                 val = defences.validation_scores(setting, public, clean, embed(pub[a].cloaked[n:]), seed=seed)
                 row["attacks"].setdefault(a, {}).update({f"validation_protection_{name}": round(val["protection_rate"], 4),
                                                          f"protection_{name}": round(test.protection_rate, 4)})
+            if scenario.outside is not None:  # people nothing was chosen on: reported, never chosen by
+                for (a, _), v in experiments.outside_scores(scenario, embed).items():
+                    row["attacks"][a][f"outside_protection_{name}"] = round(v["protection_rate"], 4)
+                    row[f"outside_clean_accuracy_{name}"] = round(v["clean_accuracy"], 4)
         rows.append(row)
     return rows
 
@@ -72,17 +79,20 @@ def main(argv=None) -> int:
                              "default: the profile's public_lowkey_share, 0 for none)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's robust_epochs")
     parser.add_argument("--lr", type=float, default=None, help="default: the profile's robust_lr")
+    parser.add_argument("--mirrored", action="store_true", help="add every pair's mirror image (augmentation)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = measure(args.data, args.profile, args.shares, args.seed, sys.stderr.isatty(), args.lowkey_share,
-                   args.epochs, args.lr)
+                   args.epochs, args.lr, args.mirrored)
     if args.json:
         print(json.dumps({"data": args.data, "profile": args.profile, "seed": args.seed, "rows": rows}, indent=2))
     else:
         for r in rows:
             per = " | ".join(f"{a} {v['protection_before']:.2f} -> {v['protection_after']:.2f} "
-                             f"(held-out {v['validation_protection_after']:.2f})" for a, v in r["attacks"].items())
+                             f"(held-out {v['validation_protection_after']:.2f}"
+                             + (f", outside {v['outside_protection_after']:.2f}" if "outside_protection_after" in v else "")
+                             + ")" for a, v in r["attacks"].items())
             print(f"share {r['share']} (+{r['extra_lowkey_pairs']} LowKey), {r['epochs']} epochs, lr {r['lr']}: "
                   f"{r['pairs_per_attack']} pairs/attack, train {r['train_s']} s, "
                   f"clean {r['clean_accuracy_before']:.3f} -> {r['clean_accuracy_after']:.3f} | {per}")

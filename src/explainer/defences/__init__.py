@@ -13,8 +13,8 @@ from .detector import (DETECTOR_CROP, DETECTOR_VERSION, Detector, TrainedDetecto
                        detection_metrics, random_crops, train_detector)
 from .hybrid import (HybridCurves, choose_tau, hybrid_curves, nearest, project, threshold_predict, train_probe,
                      union_gallery_evaluation)
-from .public import (PublicData, lowkey_extra, lowkey_extra_photos, pair_data, profile_public_data, public_cloaks,
-                     public_data, validation_scores, validation_split)
+from .public import (PublicData, lowkey_extra, lowkey_extra_photos, mirrored_pairs, pair_data, profile_public_data,
+                     public_cloaks, public_data, validation_scores, validation_split)
 from .robust import RECIPES, ROBUST_VERSION, STARTS, RobustModel, StagedNet, select, train_robust, with_clean_photos
 from .training import load_trained, run_epochs, trained_arrays, warmup_cosine
 from .uploads import SOCIAL_NETWORK, downscale, jpeg
@@ -22,7 +22,7 @@ from .uploads import SOCIAL_NETWORK, downscale, jpeg
 __all__ = ["DETECTOR_CROP", "DETECTOR_VERSION", "Detector", "HybridCurves", "PublicData", "RECIPES", "ROBUST_VERSION",
            "RobustModel", "SOCIAL_NETWORK", "STARTS", "StagedNet", "TrainedDetector", "choose_tau", "choose_threshold",
            "detection_metrics", "downscale", "hybrid_curves", "jpeg", "load_trained", "lowkey_extra",
-           "lowkey_extra_photos", "nearest", "pair_data", "profile_public_data", "project", "public_cloaks",
+           "lowkey_extra_photos", "mirrored_pairs", "nearest", "pair_data", "profile_public_data", "project", "public_cloaks",
            "public_data", "random_crops", "run_epochs", "select", "threshold_predict", "train_detector", "train_probe",
            "train_robust", "trained_arrays", "union_gallery_evaluation", "validation_scores", "validation_split",
            "warmup_cosine", "with_clean_photos"]

@@ -121,6 +121,16 @@ def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, a
     return setting.canvases[photos], setting.labels[photos], cloaked, source
 
 
+def mirrored_pairs(clean: np.ndarray, labels: np.ndarray, cloaked: np.ndarray, source: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pair_data`'s pairs followed by their mirror images: a photo flipped left to right,
+    with its cloak flipped the same way, is one more pair the trainer gets without running a
+    tool (augmentation; faces are close to symmetric, the cloaks are not)."""
+    flip = lambda canvases: canvases[:, :, ::-1]  # noqa: E731  (N, H, W, 3): W is the horizontal axis
+    return (np.concatenate([clean, flip(clean)]), np.concatenate([labels, labels]),
+            np.concatenate([cloaked, flip(cloaked)]), np.concatenate([source, source + len(clean)]))
+
+
 def validation_scores(setting: protocol.Setting, public: PublicData, clean_emb: np.ndarray,
                       validation_cloak_emb: np.ndarray, classifier: str = "1nn", seed: int = 0) -> dict:
     """How well a model resists cloaks on held-out *public* users: the protocol with them as the

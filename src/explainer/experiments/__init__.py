@@ -14,7 +14,7 @@ its value and source (``explainer.paper``). Each run also records its report
 from __future__ import annotations
 
 from .adaptive import (AdaptiveRun, adaptive_epochs, adaptive_generalisation, adaptive_umap, cloak_shift,
-                       run_adaptive, same_person_distance)
+                       outside_scores, run_adaptive, same_person_distance)
 from .common import (VIEWER_EXTRA_MODES, Scenario, adaptive_model, cloak_workload, cloaked_setting, defender_data,
                      evaluation_models, protected_cloaks)
 from .detection import DetectionRun, run_detection
@@ -29,6 +29,6 @@ EXPERIMENTS = {"poisoning": run_poisoning, "adaptive": run_adaptive, "detection"
 __all__ = ["EXPERIMENTS", "VIEWER_EXTRA_MODES", "AdaptiveRun", "Scenario", "DetectionRun", "HybridRun", "PoisoningRun",
            "TimeTravelRun", "YourPhotoRun", "adaptive_epochs", "adaptive_generalisation", "adaptive_model", "adaptive_umap",
            "cloak_shift", "cloak_workload", "cloaked_setting", "defender_data", "evaluation_models", "iterate_frames",
-           "pooled", "protected_cloaks", "run_adaptive", "run_detection", "run_hybrid", "run_poisoning",
+           "outside_scores", "pooled", "protected_cloaks", "run_adaptive", "run_detection", "run_hybrid", "run_poisoning",
            "run_time_travel", "run_your_photo", "same_person_distance", "switch_pairs", "switching_rows",
            "viewer_results", "your_canvases"]

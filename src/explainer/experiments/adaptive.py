@@ -133,23 +133,29 @@ def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names
     rows = [{"users": SETTING_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
              "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
              "clean_accuracy": round(v["clean_accuracy"], 4)} for r, test in scored.items() for (a, k), v in test.items()]
-    world = scenario.outside
-    if world is None:
+    if scenario.outside is None:
         return rows
-    setting, seed, cache = scenario.setting, scenario.seed, scenario.cache
-    cloaks = {a: protected_cloaks(scenario, a, outside=True) for a in attack_names}
-    scraped = world.split.protected_train(world.labels).tolist()
-    embedders = original_and_robust([c["model"] for c in chosen.values()], cache)
+    embedders = original_and_robust([c["model"] for c in chosen.values()], scenario.cache)
     for r, embed in zip(label, embedders.values()):
-        # the setting's photos keep their (cached) embeddings; only the newcomers' are computed
-        clean = np.concatenate([embed(setting.canvases), embed(world.canvases[len(setting.canvases):])])
-        cloaked = {a: dict(zip(scraped, embed(c.cloaked))) for a, c in cloaks.items()}
-        for (a, k), v in _protocol_rows(world, clean, cloaked, classifiers, seed).items():
+        for (a, k), v in outside_scores(scenario, embed, attack_names, classifiers).items():
             rows.append({"users": OUTSIDE_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
                          "protection_rate": round(v["protection_rate"], 4),
                          "protection_ci": [round(x, 4) for x in v["protection_ci"]],
                          "clean_accuracy": round(v["clean_accuracy"], 4)})
     return rows
+
+
+def outside_scores(scenario: Scenario, embed, attack_names=attacks.ATTACKS, classifiers=("1nn",)) -> dict:
+    """The protocol on ``scenario.outside`` (the protected users swapped for people outside the
+    setting, their photos cloaked with the profile's modes) under ``embed`` (canvases -> unit
+    embeddings): per (attack, classifier), the protection rate, its interval and the clean accuracy."""
+    setting, world = scenario.setting, scenario.outside
+    cloaks = {a: protected_cloaks(scenario, a, outside=True) for a in attack_names}
+    scraped = world.split.protected_train(world.labels).tolist()
+    # the setting's photos keep their (cached) embeddings; only the newcomers' are computed
+    clean = np.concatenate([embed(setting.canvases), embed(world.canvases[len(setting.canvases):])])
+    cloaked = {a: dict(zip(scraped, embed(c.cloaked))) for a, c in cloaks.items()}
+    return _protocol_rows(world, clean, cloaked, classifiers, scenario.seed)
 
 
 def _settings(scenario: Scenario, public, attack_names) -> dict:
