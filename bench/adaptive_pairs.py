@@ -3,6 +3,8 @@
     python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 --json
     python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 0.6 \
         --lowkey-share 0 --epochs 10 --lr 2.5e-4 --json   # the earlier recipe
+    python bench/adaptive_pairs.py --data ../shared/data/lfw-deepfunneled-20 --shares 0.4 \
+        --variants default epochs=12 mirrored mirrored,epochs=3 --markdown docs/results.md   # candidates
 
 For each ``share`` of every public user's scraped photos (at most the profile's
 ``public_per_identity``), the defender cloaks them with every attack (the profile's public modes
@@ -59,14 +61,78 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
                 test = protocol.evaluate_embeddings(split, labels, clean, dict(zip(protected_idx.tolist(),
                                                                                    embed(cloaks[a].cloaked))), "1nn", seed)
                 val = defences.validation_scores(setting, public, clean, embed(pub[a].cloaked[n:]), seed=seed)
+                row[f"validation_clean_accuracy_{name}"] = round(val["clean_accuracy"], 4)  # what select() weighs
                 row["attacks"].setdefault(a, {}).update({f"validation_protection_{name}": round(val["protection_rate"], 4),
                                                          f"protection_{name}": round(test.protection_rate, 4)})
             if scenario.outside is not None:  # people nothing was chosen on: reported, never chosen by
                 for (a, _), v in experiments.outside_scores(scenario, embed).items():
                     row["attacks"][a][f"outside_protection_{name}"] = round(v["protection_rate"], 4)
                     row[f"outside_clean_accuracy_{name}"] = round(v["clean_accuracy"], 4)
+        for name in ("before", "after"):  # the figure select() ranks candidates by
+            row[f"validation_protection_mean_{name}"] = round(
+                sum(v[f"validation_protection_{name}"] for v in row["attacks"].values()) / len(row["attacks"]), 4)
         rows.append(row)
     return rows
+
+
+def parse_variant(spec: str) -> dict:
+    """``"mirrored,epochs=3"`` -> ``{"mirrored": True, "epochs": 3}``; ``"default"`` -> ``{}``."""
+    kwargs = {}
+    for part in filter(None, spec.split(",")):
+        key, _, value = part.partition("=")
+        if key == "default":
+            continue
+        if key == "mirrored":
+            kwargs[key] = True
+        elif key in ("epochs", "lr", "lowkey_share"):
+            kwargs[key] = int(value) if key == "epochs" else float(value)
+        else:
+            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, mirrored)")
+    return kwargs
+
+
+def select_variant(rows: list[dict], budget_s: float) -> dict:
+    """The rule, on held-out public users only: among candidates that train within ``budget_s``,
+    ``defences.select`` (lowest mean validation protection, validation clean accuracy within 2
+    points of the original model's). The protected users and the people outside the setting
+    play no part."""
+    affordable = [r for r in rows if r["train_s"] <= budget_s] or rows
+    scored = [{"row": r, "validation_protection": r["validation_protection_mean_after"],
+               "validation_clean_accuracy": r["validation_clean_accuracy_after"]} for r in affordable]
+    return defences.select(scored, rows[0]["validation_clean_accuracy_before"])["row"]
+
+
+def write_section(page: str, data: str, profile: str, rows: list[dict], budget_s: float) -> None:
+    """The candidates as a section of the results page: what the rule saw, what it picked, and
+    what each candidate gives on the setting's protected users and on people outside it."""
+    import datetime
+    from explainer import results_page
+    names = list(rows[0]["attacks"])
+
+    def rates(r, key):
+        return " / ".join(f"{r['attacks'][a].get(key, float('nan')):.2f}" for a in names)
+    table = [{"candidate": r["variant"], "train s": r["train_s"],
+              "held-out public users: protection (mean)": f"{rates(r, 'validation_protection_after')} "
+                                                          f"({r['validation_protection_mean_after']:.3f})",
+              "held-out: clean accuracy": f"{r['validation_clean_accuracy_after']:.3f}",
+              "selected": "yes" if r["selected"] else "",
+              "setting's protected users": rates(r, "protection_after"),
+              "people outside the setting": rates(r, "outside_protection_after"),
+              "outside: clean accuracy": f"{r.get('outside_clean_accuracy_after', float('nan')):.3f}"} for r in rows]
+    title = f"adaptive recipe candidates: {results_page.section_title(data, profile)}"
+    meta = {"measured": datetime.date.today().isoformat(), "machine": results_page.machine(),
+            "by": "bench/adaptive_pairs.py --variants " + " ".join(r["variant"] for r in rows)}
+    text = "\n".join(results_page.heading(title, meta)) + "\n" + (
+        f"The aligned recipe from `conv2d_2b`, varied. Rates are 1-NN protection per attack ({', '.join(names)}). "
+        f"The rule picks on the held-out public users only: among candidates that train within {budget_s:.0f} s, "
+        f"the lowest mean protection whose clean accuracy is within 2 points of the original model's "
+        f"({rows[0]['validation_clean_accuracy_before']:.3f}). The last three columns played no part in the choice. "
+        f"The original model's protection: {rates(rows[0], 'protection_before')} on the setting's protected users, "
+        f"{rates(rows[0], 'outside_protection_before')} on the people outside it, with clean accuracy "
+        f"{rows[0].get('outside_clean_accuracy_before', float('nan')):.3f}.\n\n"
+        ) + results_page.markdown_table(table)
+    results_page.update_page(page, title, text)
+    print(f"wrote {title} into {page}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
@@ -80,11 +146,25 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="default: the profile's robust_epochs")
     parser.add_argument("--lr", type=float, default=None, help="default: the profile's robust_lr")
     parser.add_argument("--mirrored", action="store_true", help="add every pair's mirror image (augmentation)")
+    parser.add_argument("--variants", nargs="+", metavar="SPEC",
+                        help="candidate recipes at the first share, e.g. default epochs=12 mirrored mirrored,epochs=3 "
+                             "(keys: epochs, lr, lowkey_share, mirrored); the rule of select_variant picks one")
+    parser.add_argument("--budget-s", type=float, default=300.0, help="training seconds a candidate may take")
+    parser.add_argument("--markdown", metavar="PAGE", help="with --variants: write them into the results page")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rows = measure(args.data, args.profile, args.shares, args.seed, sys.stderr.isatty(), args.lowkey_share,
-                   args.epochs, args.lr, args.mirrored)
+    if args.variants:
+        rows = [dict(measure(args.data, args.profile, args.shares[:1], args.seed, sys.stderr.isatty(), **kwargs)[0],
+                     variant=spec) for spec, kwargs in ((v, parse_variant(v)) for v in args.variants)]
+        chosen = select_variant(rows, args.budget_s)
+        for r in rows:
+            r["selected"] = r is chosen
+        if args.markdown:
+            write_section(args.markdown, args.data, args.profile, rows, args.budget_s)
+    else:
+        rows = measure(args.data, args.profile, args.shares, args.seed, sys.stderr.isatty(), args.lowkey_share,
+                       args.epochs, args.lr, args.mirrored)
     if args.json:
         print(json.dumps({"data": args.data, "profile": args.profile, "seed": args.seed, "rows": rows}, indent=2))
     else:

@@ -168,12 +168,8 @@ def test_settings_table_is_short_readable_rows():
 def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(tmp_path):
     """``bench/notebooks.py --from-json REPORT --markdown PAGE`` writes the preparation section
     beside the data sets' sections, with the totals and one row per notebook."""
-    import importlib.util
     import json
-    from pathlib import Path
-    spec = importlib.util.spec_from_file_location("bench_notebooks", Path(__file__).parents[1] / "bench" / "notebooks.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _bench("notebooks")
     page = tmp_path / "results.md"
     results_page.update_page(page, "orl (ci)", results_page.markdown_section("orl (ci)", _reports(), {"measured": "x"}))
     report = {"profile": "classroom", "data": "orl", "cold_s": 2900.5, "warm_s": 52.1, "floor_s": 1470.3,
@@ -196,3 +192,38 @@ def test_users_compared_text_gives_both_groups():
     text = results.users_compared_text(report)
     assert "on the setting's protected users: fawkes-v1.0 0.03 (1.00), lowkey 0.03 (1.00)" in text
     assert "on people outside the setting: fawkes-v1.0 0.18 (1.00)" in text and "(a, b)" in text
+
+
+def _bench(name: str):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_recipe_candidates_are_chosen_on_held_out_users_within_the_time_budget(tmp_path):
+    """``bench/adaptive_pairs.py --variants``: the rule never looks at the protected users or the
+    people outside the setting, skips candidates over the training budget, and the page shows all."""
+    bench = _bench("adaptive_pairs")
+    assert bench.parse_variant("mirrored,epochs=3") == {"mirrored": True, "epochs": 3}
+    assert bench.parse_variant("default") == {}
+
+    def row(variant, train_s, val, val_clean, outside):
+        attacks_ = {a: {"validation_protection_after": val, "protection_after": 0.0, "protection_before": 1.0,
+                        "outside_protection_after": outside, "outside_protection_before": 1.0} for a in ("x", "y")}
+        return {"variant": variant, "train_s": train_s, "validation_protection_mean_after": val,
+                "validation_clean_accuracy_after": val_clean, "validation_clean_accuracy_before": 0.99,
+                "outside_clean_accuracy_after": 0.98, "outside_clean_accuracy_before": 0.99, "attacks": attacks_}
+    rows = [row("default", 140, 0.2, 0.985, 0.3), row("epochs=12", 310, 0.1, 0.98, 0.0),
+            row("lr=0.01", 150, 0.05, 0.90, 0.0), row("mirrored", 200, 0.15, 0.99, 0.5)]
+    chosen = bench.select_variant(rows, budget_s=300)
+    assert chosen["variant"] == "mirrored"  # epochs=12 over budget, lr=0.01 loses accuracy; outside figures ignored
+    for r in rows:
+        r["selected"] = r is chosen
+    page = tmp_path / "results.md"
+    bench.write_section(page, "../shared/data/lfw-deepfunneled-20", "classroom", rows, 300)
+    text = page.read_text()
+    assert "## adaptive recipe candidates: lfw-deepfunneled-20 (classroom)" in text
+    assert "| mirrored | 200 | 0.15 / 0.15 (0.150) | 0.990 | yes | 0.00 / 0.00 | 0.50 / 0.50 | 0.980 |" in text

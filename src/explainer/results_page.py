@@ -116,7 +116,7 @@ def markdown_table(rows: list[dict]) -> str:
 def markdown_section(title: str, reports: dict[str, dict], meta: dict) -> str:
     """One data set's section of the results page: how it was measured, then its table."""
     settings = next(iter(reports.values()))["settings"] if reports else {}
-    lines = _heading(title, meta)
+    lines = heading(title, meta)
     if settings.get("profile") == "ci":
         lines += ["The `ci` profile cloaks with the tools' weakest modes and a 10-step LowKey: a check that "
                   "everything runs, not the paper's settings (`classroom` and `full` use them).", ""]
@@ -133,7 +133,7 @@ def section_title(data: str, profile: str) -> str:
     return f"{source_id(data).rsplit('/', 1)[-1]} ({profile})"
 
 
-def _heading(title: str, meta: dict) -> list[str]:
+def heading(title: str, meta: dict) -> list[str]:
     """A section's heading lines: its title, then how and where it was measured."""
     return [f"## {title}", "", "_" + ", ".join(f"{k}: {v}" for k, v in meta.items()) + "_", ""]
 
@@ -155,7 +155,7 @@ def preparation_section(title: str, report: dict, meta: dict) -> str:
     page: the whole sequence cold and warm, the cloaking floor, and one row per notebook."""
     def fmt(v):
         return "" if v is None else f"{v:g}"
-    lines = _heading(title, meta) + [
+    lines = heading(title, meta) + [
              "How long the notebooks take to run one after another: **cold** on an empty cache (the "
              "preparation the day before), **warm** on the cache the cold run filled (what runs in class). "
              "The **floor** is the bare forward and backward passes that the cloaks need (photos x steps x "
