@@ -137,7 +137,7 @@ candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_prote
 # already in the setting, so only the plain bars appear; run on LFW to see both.
 
 # %% slideshow={"slide_type": "-"}
-viz.users_compared_figure(run.users_compared).show()
+arms_race.users_compared_figure(run.users_compared).show()
 print(results.users_compared_text(run.to_json()))
 
 # %% [markdown] slideshow={"slide_type": "slide"}

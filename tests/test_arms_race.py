@@ -42,3 +42,26 @@ def test_adaptive_animation_has_a_frame_per_epoch_and_moves_the_cloaks():
     assert [list(f.data[2].x) for f in fig.frames] == [[5, 5], [2, 2], [0, 0]]
     assert "before training" in fig.layout.title.text and "after epoch 2" in fig.frames[2].layout.title.text
     assert fig.layout.updatemenus[0].buttons[0].method == "animate"
+
+
+def _compared_rows():
+    from explainer.experiments.adaptive import OUTSIDE_USERS, SETTING_USERS
+    rows = []
+    for users, rates in ((SETTING_USERS, {None: 1.0, "align": 0.03, "softmax": 0.9}),
+                         (OUTSIDE_USERS, {None: 1.0, "align": 0.18, "softmax": 0.95})):
+        for recipe, rate in rates.items():
+            for classifier in ("1nn", "linear"):
+                rows += [{"users": users, "recipe": recipe, "model": str(recipe), "attack": a, "classifier": classifier,
+                          "protection_rate": rate, "protection_ci": [rate / 2, min(1.0, rate * 2)],
+                          "clean_accuracy": 0.97 if recipe else 0.98} for a in ("fawkes-v1.0", "lowkey")]
+    return rows
+
+
+def test_users_compared_figure_sets_the_setting_users_beside_the_outsiders():
+    fig = arms_race.users_compared_figure(_compared_rows())
+    assert len(fig.data) == 4  # original and align, for each group of users; softmax and linear left out
+    by_name = {t.name.split(" (clean")[0]: t for t in fig.data}
+    outside = by_name["robust (align), people outside the setting"]
+    assert list(outside.y) == [0.18, 0.18] and outside.marker.pattern.shape == "/"
+    assert by_name["robust (align), the setting's protected users"].marker.pattern.shape == ""
+    assert "clean accuracy 0.970" in outside.name

@@ -186,7 +186,7 @@ def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(t
 
 
 def test_users_compared_text_gives_both_groups():
-    from tests.test_viz import _compared_rows
+    from tests.test_arms_race import _compared_rows
     report = {"users_compared": _compared_rows(),
               "settings": {"chosen_on": {"never chosen on": "2 people outside the setting (a, b)"}}}
     text = results.users_compared_text(report)

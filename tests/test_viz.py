@@ -91,29 +91,6 @@ def test_adaptive_and_detection_figures():
     assert list(cross.data[0].z[0]) == [1.0, 0.4]
 
 
-def _compared_rows():
-    from explainer.experiments.adaptive import OUTSIDE_USERS, SETTING_USERS
-    rows = []
-    for users, rates in ((SETTING_USERS, {None: 1.0, "align": 0.03, "softmax": 0.9}),
-                         (OUTSIDE_USERS, {None: 1.0, "align": 0.18, "softmax": 0.95})):
-        for recipe, rate in rates.items():
-            for classifier in ("1nn", "linear"):
-                rows += [{"users": users, "recipe": recipe, "model": str(recipe), "attack": a, "classifier": classifier,
-                          "protection_rate": rate, "protection_ci": [rate / 2, min(1.0, rate * 2)],
-                          "clean_accuracy": 0.97 if recipe else 0.98} for a in ("fawkes-v1.0", "lowkey")]
-    return rows
-
-
-def test_users_compared_figure_sets_the_setting_users_beside_the_outsiders():
-    fig = viz.users_compared_figure(_compared_rows())
-    assert len(fig.data) == 4  # original and align, for each group of users; softmax and linear left out
-    by_name = {t.name.split(" (clean")[0]: t for t in fig.data}
-    outside = by_name["robust (align), people outside the setting"]
-    assert list(outside.y) == [0.18, 0.18] and outside.marker.pattern.shape == "/"
-    assert by_name["robust (align), the setting's protected users"].marker.pattern.shape == ""
-    assert "clean accuracy 0.970" in outside.name
-
-
 def test_umap_coords_are_cached_and_place_points_on_the_same_map(tmp_path):
     from explainer.cache import Cache
     rng = np.random.default_rng(0)

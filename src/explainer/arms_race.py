@@ -1,5 +1,5 @@
-"""The story's own pictures: who moves when (the scenario), switching attacks, and the arms race
-in one picture, this run beside the paper."""
+"""The story's own pictures: who moves when (the scenario), the trainer's figure on people it was
+never tuned with, switching attacks, and the arms race in one picture, this run beside the paper."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -149,3 +149,23 @@ def adaptive_animation(frames: dict) -> go.Figure:
     epoch slider, without a kernel. Opens before training."""
     figures, labels = adaptive_epoch_figures(frames)
     return animation_figure(figures, labels, "epoch ", duration_ms=900, start=0)
+
+
+def users_compared_figure(rows: Sequence[dict], recipe: str = "align", classifier: str = "1nn") -> go.Figure:
+    """Per attack, protection (Wilson interval) under the original model and the ``recipe``'s
+    selected one, on the setting's protected users and, hatched, on people outside the setting
+    (``AdaptiveRun.users_compared``); each group's clean accuracy in its legend entry."""
+    fig = go.Figure()
+    for users, r_ in dict.fromkeys((r["users"], r["recipe"]) for r in rows if r["recipe"] in (None, recipe)):
+        mine = [r for r in rows if (r["users"], r["recipe"], r["classifier"]) == (users, r_, classifier)]
+        fig.add_trace(go.Bar(
+            name=f"{'original' if r_ is None else f'robust ({r_})'}, {users} (clean accuracy "
+                 f"{mine[0]['clean_accuracy']:.3f})", x=[r["attack"] for r in mine], y=[r["protection_rate"] for r in mine],
+            text=[f"{r['protection_rate']:.2f}" for r in mine], textposition="outside",
+            marker=dict(color=PALETTE[7] if r_ is None else PROTECTED_COLOUR, pattern_shape="/" if "outside" in users else ""),
+            error_y=dict(type="data", array=[r["protection_ci"][1] - r["protection_rate"] for r in mine],
+                         arrayminus=[r["protection_rate"] - r["protection_ci"][0] for r in mine])))
+    fig.update_layout(barmode="group", title=f"Protection left on the setting's protected users and on people outside "
+                      f"it ({classifier})", yaxis=dict(title="protection rate", range=[0, 1.15]), height=440,
+                      legend=dict(orientation="h", y=-0.2))
+    return fig

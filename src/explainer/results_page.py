@@ -63,16 +63,8 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
         add("02 adaptive", "clean error, robust (original)",
             {a: f"{1 - r['clean_accuracy']:.3f} ({1 - r['clean_accuracy_before']:.3f})" for a, r in aligned.items()},
             ("facecure-adaptive-clean-error",))
-        compared = reports["adaptive"].get("users_compared", [])
-        outside = {(r["attack"], r["recipe"]): r for r in compared if r["classifier"] == "1nn" and "outside" in r["users"]}
-        if outside:
-            never = reports["adaptive"]["settings"]["chosen_on"].get("never chosen on", "").split(" (")[0]
-            add("02 adaptive", f"protection, robust FaceNet (1-NN), on {never} (original's in brackets)",
-                {a: f"{r['protection_rate']:.2f} ({outside[a, None]['protection_rate']:.2f})"
-                 for (a, recipe), r in outside.items() if recipe == "align"})
-            add("02 adaptive", f"clean error, robust (original), with {never}",
-                {a: f"{1 - r['clean_accuracy']:.3f} ({1 - outside[a, None]['clean_accuracy']:.3f})"
-                 for (a, recipe), r in outside.items() if recipe == "align"})
+        for measure, values in _outside_rows(reports["adaptive"]):
+            add("02 adaptive", measure, values)
     if "detection" in reports:
         both = {r["attack"]: r for r in reports["detection"]["results"] if len(r["trained_on"]) > 1}
         add("03 detection", "precision / recall, detector of all attacks",
@@ -101,6 +93,21 @@ def summary_rows(reports: dict[str, dict]) -> list[dict]:
                          f"accurate model alone {res['accurate']['clean_accuracy']:.3f})",
             {a: f"{v:.2f}" for a, v in res["threshold"]["per_attack"].items()}, ("post-hybrid",))
     return rows
+
+
+def _outside_rows(report: dict) -> list[tuple[str, dict]]:
+    """The aligned model's 1-NN protection and clean error on the people outside the setting
+    (the original model's in brackets), as (measure, values by attack); none without them."""
+    outside = {(r["attack"], r["recipe"]): r for r in report.get("users_compared", [])
+               if r["classifier"] == "1nn" and "outside" in r["users"]}
+    if not outside:
+        return []
+    never = report["settings"]["chosen_on"].get("never chosen on", "").split(" (")[0]
+    aligned = {a: (r, outside[a, None]) for (a, recipe), r in outside.items() if recipe == "align"}
+    return [(f"protection, robust FaceNet (1-NN), on {never} (original's in brackets)",
+             {a: f"{r['protection_rate']:.2f} ({o['protection_rate']:.2f})" for a, (r, o) in aligned.items()}),
+            (f"clean error, robust (original), with {never}",
+             {a: f"{1 - r['clean_accuracy']:.3f} ({1 - o['clean_accuracy']:.3f})" for a, (r, o) in aligned.items()})]
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -237,32 +237,6 @@ def before_after_figure(rows: Sequence[dict], title: str = "Protection before an
     return fig
 
 
-def users_compared_figure(rows: Sequence[dict], recipe: str = "align", classifier: str = "1nn",
-                          title: str | None = None) -> go.Figure:
-    """Per attack, the protection that the original model and the ``recipe``'s selected robust
-    model leave, on the setting's protected users and on people outside the setting (rows of
-    ``AdaptiveRun.users_compared``), with Wilson intervals: how far a recipe's figure carries
-    to users it was never chosen on. Each group's clean accuracy is in its legend entry."""
-    fig = go.Figure()
-    groups = dict.fromkeys((r["users"], r["recipe"]) for r in rows if r["classifier"] == classifier
-                           and r["recipe"] in (None, recipe))
-    colours = {None: PALETTE[7]}
-    for users, r_ in groups:
-        mine = [r for r in rows if (r["users"], r["recipe"], r["classifier"]) == (users, r_, classifier)]
-        model = "original" if r_ is None else f"robust ({r_})"
-        fig.add_trace(go.Bar(
-            name=f"{model}, {users} (clean accuracy {mine[0]['clean_accuracy']:.3f})", x=[r["attack"] for r in mine],
-            y=[r["protection_rate"] for r in mine], text=[f"{r['protection_rate']:.2f}" for r in mine],
-            textposition="outside", marker_color=colours.get(r_, PROTECTED_COLOUR),
-            marker_pattern_shape="/" if "outside" in users else "",
-            error_y=dict(type="data", array=[r["protection_ci"][1] - r["protection_rate"] for r in mine],
-                         arrayminus=[r["protection_rate"] - r["protection_ci"][0] for r in mine])))
-    fig.update_layout(barmode="group", title=title or "Protection left on the setting's protected users and on people "
-                      f"outside it ({classifier})", yaxis=dict(title="protection rate", range=[0, 1.15]),
-                      height=440, legend=dict(orientation="h", y=-0.2))
-    return fig
-
-
 def roc_figure(scores: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "Detector ROC on held-out identities"
                ) -> go.Figure:
     """ROC curves, one per attack, from (scores of clean photos, scores of cloaked photos)."""

@@ -64,12 +64,9 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
     users (``defences.validation_scores``); the one ``defences.select`` picks is the recipe's
     result. ``candidates`` holds every model tried (what fails as well as what works) and, with
     ``ablations``, a model trained without LowKey's cloaks. ``one_clean_photo`` reruns the
-    protocol with one unperturbed photo of each protected user in the gallery.
-
-    With ``outside`` (and people enough outside the setting, ``Scenario.outside``), the same
-    original and selected models are also scored with the protected users swapped for people
-    that nothing was ever chosen on, their photos cloaked the same way: ``users_compared``
-    holds both, side by side.
+    protocol with one unperturbed photo of each protected user in the gallery. ``users_compared``
+    sets the original and selected models' figures beside those on ``Scenario.outside`` (people
+    nothing was chosen on), with ``outside`` and people enough outside the setting.
     """
     start_time = time.perf_counter()
     base = "facenet-keras"
@@ -110,12 +107,10 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
 
     clean_photo = _one_clean_photo(setting, cloaks, [c["model"] for c in chosen.values()], seed, cache)
     compared = _users_compared(scenario, before, chosen, attack_names, classifiers) if outside else []
-    run_settings = {**_settings(scenario, public, attack_names), "base": base,
+    run_settings = {**_settings(scenario, public, attack_names, outside), "base": base,
                     "validation_clean_accuracy_before": round(before_val_clean, 4),
                     "validation_protection_before": {a: round(v["protection_rate"], 4) for a, v in before_val.items()},
                     "seconds": round(time.perf_counter() - start_time, 1)}
-    if outside:
-        run_settings["chosen_on"]["never chosen on"] = _outside_description(scenario)
     return scenario.record("adaptive", AdaptiveRun(setting, scenario.profile, seed, public, cloaks, pub_cloaks,
                                                   {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
                                                   clean_photo, run_settings, compared))
@@ -158,14 +153,15 @@ def outside_scores(scenario: Scenario, embed, attack_names=attacks.ATTACKS, clas
     return _protocol_rows(world, clean, cloaked, classifiers, scenario.seed)
 
 
-def _settings(scenario: Scenario, public, attack_names) -> dict:
+def _settings(scenario: Scenario, public, attack_names, outside: bool = False) -> dict:
     """The adaptive report's settings: the defender's data, its cloaks and its training."""
     resolved, setting = scenario.sizes, scenario.setting
     return {**common_settings(scenario),
             "public_identities": int(len(public.train_identities)),
             "chosen_on": {
                 "depth per recipe": "held-out public users " + ", ".join(setting.names[i] for i in public.validation_identities),
-                "recipe defaults (depths tried, lr, epochs, extra LowKey pairs)": RECIPE_DEFAULTS_CHOSEN_ON},
+                "recipe defaults (depths tried, lr, epochs, extra LowKey pairs)": RECIPE_DEFAULTS_CHOSEN_ON,
+                **({"never chosen on": _outside_description(scenario)} if outside else {})},
             "validation_identities": int(len(public.validation_identities)),
             "public_pairs_per_attack": int(len(public.train)),
             "public_modes": {a: resolved.defender.modes[a] for a in attack_names},
