@@ -132,9 +132,9 @@ candidates.pivot_table(index=["recipe", "start", "trained_on", "validation_prote
 # **people from outside the setting**, whom nothing was ever chosen on: the same public users,
 # the same tools and presets, new victims. Hatched bars: those people. Where they stand well above
 # the plain bars, the recipe was fitted to its test users, and the hatched figure is the one a
-# trainer could expect. The paper reports 0.03 for its robust model (FaceCure README), on users
-# its recipe was not tuned with. On ORL's `classroom` profile every one of the 40 people is
-# already in the setting, so only the plain bars appear; run on LFW to see both.
+# trainer could expect. The paper's robust model leaves 0.03 (FaceCure README); how its settings
+# were chosen is not reported. On ORL's `classroom` profile every one of the 40 people is already
+# in the setting, so only the plain bars appear; run on LFW to see both.
 
 # %% slideshow={"slide_type": "-"}
 arms_race.users_compared_figure(run.users_compared).show()
