@@ -50,8 +50,9 @@ def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifie
 
 # Where the recipe's fixed settings came from. They were not chosen on an honest split: the
 # protected users' results on the shared LFW folder were visible while they were set.
-RECIPE_DEFAULTS_CHOSEN_ON = ("LFW classroom runs in which the protected users' results were visible "
-                             "(tuned partly on the test users)")
+RECIPE_DEFAULTS_CHOSEN_ON = ("depths tried, lr and extra LowKey pairs: LFW classroom runs in which the protected "
+                             "users' results were visible (tuned partly on the test users); classroom's epochs: "
+                             "held-out public users only (bench/adaptive_pairs.py --variants)")
 
 
 def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES,
