@@ -24,9 +24,10 @@ say how long the notebooks took to run, cold and warm.
 Where a data set has people outside the setting, notebook 02's models are scored again with the
 protected users swapped for them (rows "on N people outside the setting"): people whom no
 setting was ever chosen on. The adaptive recipe's fixed settings (depths tried, learning rate,
-epochs, extra LowKey pairs) were chosen over LFW `classroom` runs in which that setting's
-protected users' results were visible: there, read the plain "robust FaceNet" row as tuned and
-the "outside the setting" row as the honest one.
+extra LowKey pairs) were chosen over LFW `classroom` runs in which that setting's protected
+users' results were visible: there, read the plain "robust FaceNet" row as tuned and the
+"outside the setting" row as the honest one. The `classroom` epochs were then chosen on held-out
+public users only (the "adaptive recipe candidates" section).
 """
 
 
