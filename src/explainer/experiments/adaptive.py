@@ -125,19 +125,18 @@ def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names
     protected users (from the run's own scores) and, when the data has people enough outside
     the setting, on ``scenario.outside``'s protected users, cloaked with the same modes."""
     label = {None: "facenet-keras (original)", **{r: c["model"].name for r, c in chosen.items()}}
-    scored = {None: before, **{r: c["test"] for r, c in chosen.items()}}
-    rows = [{"users": SETTING_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
-             "protection_rate": round(v["protection_rate"], 4), "protection_ci": [round(x, 4) for x in v["protection_ci"]],
-             "clean_accuracy": round(v["clean_accuracy"], 4)} for r, test in scored.items() for (a, k), v in test.items()]
+
+    def rows_of(users, recipe, scores):
+        return [{"users": users, "recipe": recipe, "model": label[recipe], "attack": a, "classifier": k,
+                 "protection_rate": round(v["protection_rate"], 4),
+                 "protection_ci": [round(x, 4) for x in v["protection_ci"]],
+                 "clean_accuracy": round(v["clean_accuracy"], 4)} for (a, k), v in scores.items()]
+    rows = rows_of(SETTING_USERS, None, before) + [r for k, c in chosen.items() for r in rows_of(SETTING_USERS, k, c["test"])]
     if scenario.outside is None:
         return rows
     embedders = original_and_robust([c["model"] for c in chosen.values()], scenario.cache)
-    for r, embed in zip(label, embedders.values()):
-        for (a, k), v in outside_scores(scenario, embed, attack_names, classifiers).items():
-            rows.append({"users": OUTSIDE_USERS, "recipe": r, "model": label[r], "attack": a, "classifier": k,
-                         "protection_rate": round(v["protection_rate"], 4),
-                         "protection_ci": [round(x, 4) for x in v["protection_ci"]],
-                         "clean_accuracy": round(v["clean_accuracy"], 4)})
+    for recipe, embed in zip(label, embedders.values()):
+        rows += rows_of(OUTSIDE_USERS, recipe, outside_scores(scenario, embed, attack_names, classifiers))
     return rows
 
 
@@ -161,7 +160,7 @@ def _settings(scenario: Scenario, public, attack_names, outside: bool = False) -
             "public_identities": int(len(public.train_identities)),
             "chosen_on": {
                 "depth per recipe": "held-out public users " + ", ".join(setting.names[i] for i in public.validation_identities),
-                "recipe defaults (depths tried, lr, epochs, extra LowKey pairs)": RECIPE_DEFAULTS_CHOSEN_ON,
+                "recipe defaults": RECIPE_DEFAULTS_CHOSEN_ON,
                 **({"never chosen on": _outside_description(scenario)} if outside else {})},
             "validation_identities": int(len(public.validation_identities)),
             "public_pairs_per_attack": int(len(public.train)),
