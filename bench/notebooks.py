@@ -13,6 +13,7 @@ Prints ``{"cold_s", "warm_s", "peak_rss_gb", "notebooks": {name: {"cold_s", "war
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -61,7 +62,8 @@ def run_sequence(profile: str, data: str, out: Path, only, rss: "PeakRss") -> tu
     seconds, peaks = {}, {}
     for path in notebook_paths(only):
         rss.peak_since = 0
-        seconds.update(run_notebooks(profile, data, out, [path.stem], progress=False))
+        with contextlib.redirect_stdout(sys.stderr):  # run_notebooks' progress lines: stdout is for --json
+            seconds.update(run_notebooks(profile, data, out, [path.stem], progress=False))
         peaks[path.stem] = round(rss.peak_since / 2**30, 2)
     return seconds, peaks
 

@@ -185,6 +185,24 @@ def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(t
     assert "a laptop" in text and "cache written" not in text  # a figure the report lacks is left out
 
 
+def test_the_notebook_benchmarks_json_is_all_that_goes_to_stdout(tmp_path, monkeypatch, capsys):
+    """``bench/notebooks.py --json``: the notebooks' progress lines go to stderr, so the report parses."""
+    import json
+
+    import explainer.notebooks
+    bench = _bench("notebooks")
+
+    def run_notebooks(profile, data, out, only, progress=True):
+        print(f"{only[0]}.ipynb: 0.1 s -> {out}")
+        return {only[0]: 0.1}
+    monkeypatch.setattr(explainer.notebooks, "run_notebooks", run_notebooks)
+    assert bench.main(["--profile", "ci", "--only", "07", "--no-warm", "--cache", str(tmp_path / "c"), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert list(report["notebooks"]) == ["07_conclusion"] and report["notebooks"]["07_conclusion"]["cold_s"] == 0.1
+    assert "07_conclusion.ipynb: 0.1 s" in captured.err
+
+
 def test_users_compared_text_gives_both_groups():
     from tests.test_arms_race import _compared_rows
     report = {"users_compared": _compared_rows(),
