@@ -1,4 +1,6 @@
 """Figures are pure functions; widgets are driven through their callbacks, as a teacher would."""
+from pathlib import Path
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -103,6 +105,20 @@ def test_umap_coords_are_cached_and_place_points_on_the_same_map(tmp_path):
     again, (placed_again,) = maps.umap_coords(emb, seed=0, place=[emb[:5]], cache=cache)
     assert np.array_equal(again, base) and np.array_equal(placed_again, placed)
     assert len(list(tmp_path.rglob("*.npz"))) == 1  # one entry, read back
+
+
+def test_umaps_numba_functions_are_cached_on_disk_once_a_map_is_made():
+    """Each notebook's kernel is a new process: umap's numba code must come from numba's disk
+    cache, not be compiled again (``bench/maps.py`` times it)."""
+    from numba.core.caching import FunctionCache
+    from numba.core.registry import CPUDispatcher
+    umap = maps.umap_with_cached_numba()
+    emb = np.random.default_rng(1).normal(size=(30, 8)).astype(np.float32)
+    maps.fit_umap(emb, seed=0, n_neighbors=5).transform(emb[:3])
+    used = [umap.utils.fast_knn_indices, umap.umap_.smooth_knn_dist, umap.umap_.compute_membership_strengths]
+    assert all(isinstance(f, CPUDispatcher) and isinstance(f._cache, FunctionCache) for f in used)
+    for f in used:  # compiled for this map, so an index of the compiled versions is on disk
+        assert Path(f._cache._cache_file._index_path).is_file(), f
 
 
 def test_setup_notebook_spares_the_kernel_the_iri_parser_and_nbformat_still_validates():
