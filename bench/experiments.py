@@ -18,7 +18,7 @@ import json
 import sys
 import time
 
-from explainer import experiments, models, results_page
+from explainer import experiments, models, protocol, results_page
 
 NAMES = ["poisoning", "adaptive", "detection", "time-travel", "hybrid"]
 
@@ -38,7 +38,7 @@ def targets(name: str, report: dict) -> list[dict]:
                  round(r["clean_accuracy"] - r["clean_accuracy_before"], 4),
                  r["clean_accuracy"] >= r["clean_accuracy_before"] - 0.02)
         for r in report.get("users_compared", []):  # the honest figure: people nothing was chosen on
-            if r["classifier"] == "1nn" and r["recipe"] == "align" and "outside" in r["users"]:
+            if r["classifier"] == "1nn" and r["recipe"] == "align" and r["users"] == protocol.OUTSIDE_USERS:
                 before = next(b for b in report["users_compared"] if (b["users"], b["recipe"], b["attack"],
                               b["classifier"]) == (r["users"], None, r["attack"], "1nn"))
                 goal(f"align: protection <= 0.10 on {r['users']} ({r['attack']})", r["protection_rate"],

@@ -6,6 +6,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
+from .protocol import OUTSIDE_USERS
 from .viz import PALETTE, PROTECTED_COLOUR, animation_figure
 
 
@@ -162,7 +163,7 @@ def users_compared_figure(rows: Sequence[dict], recipe: str = "align", classifie
             name=f"{'original' if r_ is None else f'robust ({r_})'}, {users} (clean accuracy "
                  f"{mine[0]['clean_accuracy']:.3f})", x=[r["attack"] for r in mine], y=[r["protection_rate"] for r in mine],
             text=[f"{r['protection_rate']:.2f}" for r in mine], textposition="outside",
-            marker=dict(color=PALETTE[7] if r_ is None else PROTECTED_COLOUR, pattern_shape="/" if "outside" in users else ""),
+            marker=dict(color=PALETTE[7] if r_ is None else PROTECTED_COLOUR, pattern_shape="/" if users == OUTSIDE_USERS else ""),
             error_y=dict(type="data", array=[r["protection_ci"][1] - r["protection_rate"] for r in mine],
                          arrayminus=[r["protection_rate"] - r["protection_ci"][0] for r in mine])))
     fig.update_layout(barmode="group", title=f"Protection left on the setting's protected users and on people outside "

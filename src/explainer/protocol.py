@@ -338,6 +338,11 @@ def _e2e_train_predict(model_name, gallery_canvases, gallery_labels, probe_canva
         return classes[logits(probe_f).argmax(1).numpy()]
 
 
+# The two groups of protected users notebook 02 scores: the setting's own, and as many people
+# from outside it (``swap_protected``), whom no setting was ever chosen on.
+SETTING_USERS, OUTSIDE_USERS = "the setting's protected users", "people outside the setting"
+
+
 def swap_protected(setting: Setting, source=None, profile: "str | Profile" = "classroom", seed: int = 0, cache=None,
                    progress: bool = True) -> Setting | None:
     """The same world with its protected users swapped for as many people from outside it: the

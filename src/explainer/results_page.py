@@ -8,6 +8,7 @@ import platform
 from pathlib import Path
 
 from . import paper
+from .protocol import OUTSIDE_USERS
 from .results import adaptive_rows, attacked_rows, newest_model, pick, data_note, source_id
 
 
@@ -100,7 +101,7 @@ def _outside_rows(report: dict) -> list[tuple[str, dict]]:
     """The aligned model's 1-NN protection and clean error on the people outside the setting
     (the original model's in brackets), as (measure, values by attack); none without them."""
     outside = {(r["attack"], r["recipe"]): r for r in report.get("users_compared", [])
-               if r["classifier"] == "1nn" and "outside" in r["users"]}
+               if r["classifier"] == "1nn" and r["users"] == OUTSIDE_USERS}
     if not outside:
         return []
     never = report["settings"]["chosen_on"].get("never chosen on", "").split(" (")[0]

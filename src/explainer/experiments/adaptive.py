@@ -117,7 +117,7 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
                                                   clean_photo, run_settings, compared))
 
 
-SETTING_USERS, OUTSIDE_USERS = "the setting's protected users", "people outside the setting"
+SETTING_USERS, OUTSIDE_USERS = protocol.SETTING_USERS, protocol.OUTSIDE_USERS
 
 
 def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names, classifiers) -> list[dict]:
