@@ -168,7 +168,8 @@ def write_page(page: str, report: dict) -> None:
     from explainer import results_page
     title = "preparation: " + results_page.section_title(report["data"], report["profile"])
     meta = {"measured": report.get("measured", "?"), "machine": report.get("machine", "?"),
-            "by": f"bench/notebooks.py --profile {report['profile']} --data {report['data']} --floor"}
+            "by": f"bench/notebooks.py --profile {report['profile']} --data {report['data']}"
+                  + (" --floor" if "floor_s" in report else "")}
     results_page.update_page(page, title, results_page.preparation_section(title, report, meta))
     print(f"wrote {title} into {page}", file=sys.stderr)
 

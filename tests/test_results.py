@@ -188,6 +188,10 @@ def test_preparation_times_go_into_the_results_page_from_the_benchmarks_report(t
     assert "| cold / floor | 1.97 |" in text and "| cloaking floor (s) | 1470.3 |" in text
     assert "| 01_poisoning | 1500 | 9.5 | 3.1 |" in text and text.index("| 00_setting") < text.index("| 01_poisoning")
     assert "a laptop" in text and "cache written" not in text  # a figure the report lacks is left out
+    assert "--data orl --floor_" in text
+    (tmp_path / "report.json").write_text(json.dumps({k: v for k, v in report.items() if "floor" not in k}))
+    assert bench.main(["--from-json", str(tmp_path / "report.json"), "--markdown", str(page)]) == 0
+    assert "--data orl_" in page.read_text() and "cold / floor" not in page.read_text()  # says how it was run
 
 
 def test_the_notebook_benchmarks_json_is_all_that_goes_to_stdout(tmp_path, monkeypatch, capsys):
