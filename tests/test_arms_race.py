@@ -45,7 +45,7 @@ def test_adaptive_animation_has_a_frame_per_epoch_and_moves_the_cloaks():
 
 
 def _compared_rows():
-    from explainer.experiments.adaptive import OUTSIDE_USERS, SETTING_USERS
+    from explainer.protocol import OUTSIDE_USERS, SETTING_USERS
     rows = []
     for users, rates in ((SETTING_USERS, {None: 1.0, "align": 0.03, "softmax": 0.9}),
                          (OUTSIDE_USERS, {None: 1.0, "align": 0.18, "softmax": 0.95})):

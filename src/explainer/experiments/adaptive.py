@@ -117,9 +117,6 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
                                                   clean_photo, run_settings, compared))
 
 
-SETTING_USERS, OUTSIDE_USERS = protocol.SETTING_USERS, protocol.OUTSIDE_USERS
-
-
 def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names, classifiers) -> list[dict]:
     """Protection and clean accuracy of the original and each selected model on the setting's
     protected users (from the run's own scores) and, when the data has people enough outside
@@ -131,12 +128,12 @@ def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names
                  "protection_rate": round(v["protection_rate"], 4),
                  "protection_ci": [round(x, 4) for x in v["protection_ci"]],
                  "clean_accuracy": round(v["clean_accuracy"], 4)} for (a, k), v in scores.items()]
-    rows = rows_of(SETTING_USERS, None, before) + [r for k, c in chosen.items() for r in rows_of(SETTING_USERS, k, c["test"])]
+    rows = rows_of(protocol.SETTING_USERS, None, before) + [r for k, c in chosen.items() for r in rows_of(protocol.SETTING_USERS, k, c["test"])]
     if scenario.outside is None:
         return rows
     embedders = original_and_robust([c["model"] for c in chosen.values()], scenario.cache)
     for recipe, embed in zip(label, embedders.values()):
-        rows += rows_of(OUTSIDE_USERS, recipe, outside_scores(scenario, embed, attack_names, classifiers))
+        rows += rows_of(protocol.OUTSIDE_USERS, recipe, outside_scores(scenario, embed, attack_names, classifiers))
     return rows
 
 
