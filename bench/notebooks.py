@@ -59,12 +59,17 @@ class PeakRss:
 def run_sequence(profile: str, data: str, out: Path, only, rss: "PeakRss") -> tuple[dict[str, float], dict[str, float]]:
     """Run the notebooks one by one; (seconds, peak RSS in GB) per notebook."""
     from explainer.notebooks import notebook_paths, run_notebooks
-    seconds, peaks = {}, {}
-    for path in notebook_paths(only):
+    peaks = {}
+
+    def done(name: str, seconds: float) -> None:
+        peaks[name] = round(rss.peak_since / 2**30, 2)
         rss.peak_since = 0
-        with contextlib.redirect_stdout(sys.stderr):  # run_notebooks' progress lines: stdout is for --json
-            seconds.update(run_notebooks(profile, data, out, [path.stem], progress=False))
-        peaks[path.stem] = round(rss.peak_since / 2**30, 2)
+
+    rss.peak_since = 0
+    # One call, as `explainer run` does: each notebook's kernel starts while the one before runs.
+    with contextlib.redirect_stdout(sys.stderr):  # run_notebooks' progress lines: stdout is for --json
+        seconds = run_notebooks(profile, data, out, [p.stem for p in notebook_paths(only)], progress=False,
+                                on_done=done)
     return seconds, peaks
 
 

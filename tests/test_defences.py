@@ -223,6 +223,23 @@ def test_linear_probe_separates_its_training_identities():
     assert np.array_equal(w, defences.train_probe(features, labels, dim=8, seed=0))
 
 
+def test_a_cached_probe_is_read_back_without_training(tmp_path, monkeypatch):
+    from explainer.cache import Cache
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 5)
+    features = rng.normal(size=(15, 16))
+    cache = Cache(tmp_path)
+    w = defences.train_probe(features, labels, dim=4, seed=0, cache=cache)
+    assert np.array_equal(w, defences.train_probe(features, labels, dim=4, seed=0))  # the same map as uncached
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the probe was trained again")
+    monkeypatch.setattr(torch.optim, "Adam", no_training)
+    assert np.array_equal(w, defences.train_probe(features, labels, dim=4, seed=0, cache=cache))
+    with pytest.raises(AssertionError, match="trained again"):  # other inputs: a new entry, trained
+        defences.train_probe(features, labels, dim=4, seed=1, cache=cache)
+
+
 def test_detection_threshold_flags_at_most_the_allowed_share_of_clean_photos():
     clean = np.linspace(0.0, 0.1, 200)
     t = defences.choose_threshold(clean, max_false_positive=0.01)

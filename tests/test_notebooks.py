@@ -62,3 +62,69 @@ def test_exported_pages_keep_no_progress_bar():
     outputs = nb.cells[0].outputs
     assert [o.get("text", o.get("data", {}).get("text/plain")) for o in outputs] == [
         "explainer: a note worth keeping\n", "a figure"]
+
+
+def _tiny_notebooks(folder, cells: dict[str, str]):
+    """Notebooks named like the explainer's (``NN_name.ipynb``), each a parameters cell and one cell."""
+    import nbformat
+    folder.mkdir()
+    for name, source in cells.items():
+        params = nbformat.v4.new_code_cell('profile: str = "classroom"', metadata={"tags": ["parameters"]})
+        nbformat.write(nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(source)],
+                                                metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                                         "display_name": "Python 3"}}),
+                       folder / f"{name}.ipynb")
+    return folder
+
+
+def _cell_output(path) -> str:
+    import nbformat
+    executed = nbformat.read(path, as_version=4)
+    return "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+
+
+REPORT = ("import os, sys, psutil\n"
+          "print(os.getpid(), 'colorsys' in sys.modules, 'colorsys' in globals(), "
+          "any(n.startswith('_explainer') for n in globals()), "
+          "sum('ipykernel' in ' '.join(p.cmdline()) for p in psutil.Process(os.getppid()).children()))")
+
+
+def test_each_notebook_gets_a_fresh_kernel_that_loaded_the_imports_before_its_turn(tmp_path, monkeypatch):
+    """The next notebook's kernel starts while one runs, with ``PRELOADED`` imported but no name
+    bound; every notebook still has a kernel of its own, counting cells from 1, and none is left."""
+    import nbformat
+    import psutil
+    folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": REPORT, "02_b": REPORT, "03_c": REPORT})
+    monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
+    monkeypatch.setattr(notebooks, "PRELOADED", ("colorsys", "a_module_that_is_not_installed"))
+    done = []
+    seconds = notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False,
+                                      on_done=lambda name, s: done.append(name))
+    assert done == list(seconds) == ["01_a", "02_b", "03_c"]
+    reports = [_cell_output(tmp_path / "out" / f"{n}.ipynb").split() for n in done]
+    assert len({r[0] for r in reports}) == 3  # three kernels
+    assert all(r[1:4] == ["True", "False", "False"] for r in reports), reports  # loaded, no name bound
+    assert [r[4] for r in reports] == ["2", "2", "1"]  # the next notebook's kernel runs beside this one
+    counts = [[c.execution_count for c in nbformat.read(tmp_path / "out" / f"{n}.ipynb", as_version=4).cells]
+              for n in done]
+    assert counts == [[1, 2, 3]] * 3  # parameters, papermill's injected ones, the cell: counted from 1
+    assert not [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
+def test_a_failing_notebook_leaves_no_kernel_running(tmp_path, monkeypatch):
+    import papermill as pm
+    import psutil
+    folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": "raise RuntimeError('broken')", "02_b": REPORT})
+    monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
+    monkeypatch.setattr(notebooks, "PRELOADED", ())
+    with pytest.raises(pm.PapermillExecutionError, match="broken"):
+        notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False)
+    assert not (tmp_path / "out" / "02_b.ipynb").exists()
+    assert not [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
+def test_the_preloaded_modules_exist():
+    """A name mistyped in ``PRELOADED`` would be skipped in silence by the kernels."""
+    import importlib
+    for name in notebooks.PRELOADED:
+        importlib.import_module(name)

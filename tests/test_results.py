@@ -201,8 +201,9 @@ def test_the_notebook_benchmarks_json_is_all_that_goes_to_stdout(tmp_path, monke
     import explainer.notebooks
     bench = _bench("notebooks")
 
-    def run_notebooks(profile, data, out, only, progress=True):
+    def run_notebooks(profile, data, out, only, progress=True, on_done=None):
         print(f"{only[0]}.ipynb: 0.1 s -> {out}")
+        on_done(only[0], 0.1)
         return {only[0]: 0.1}
     monkeypatch.setattr(explainer.notebooks, "run_notebooks", run_notebooks)
     assert bench.main(["--profile", "ci", "--only", "07", "--no-warm", "--cache", str(tmp_path / "c"), "--json"]) == 0

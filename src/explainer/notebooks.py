@@ -6,7 +6,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 
@@ -136,18 +136,60 @@ def export_decks(folder: str | os.PathLike) -> list[Path]:
     return [export_deck(path) for path in executed]
 
 
+# What the notebooks' first cells import, and the widgets and subplots of ``explainer.ui`` and
+# ``viz``. The next notebook's kernel starts, and loads these, while the current one runs: in
+# class (warm cache) that start-up was about half of every notebook's time. Loaded without
+# binding a name, so a notebook that lacks an import still fails; a module missing is skipped.
+# Heavier libraries that only one notebook needs (scikit-learn, ~1 s) are left to it: with two
+# cores, loading them in every kernel slows the notebook that runs beside it.
+PRELOADED = ("pandas", "plotly.graph_objects", "plotly.subplots", "ipywidgets", "explainer.experiments",
+             "explainer.ui", "explainer.viz", "explainer.results", "explainer.arms_race")
+
+
+def start_kernel(cwd: str | os.PathLike, preload: tuple[str, ...] | None = None):
+    """A started ``python3`` kernel (a jupyter_client kernel manager) whose process imports
+    ``preload`` (default ``PRELOADED``) before it answers. ``handed_over(km)`` gives it to
+    papermill; ``stop_kernel`` stops one that was never handed over."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+    preload = PRELOADED if preload is None else preload
+    code = (f"import importlib as _explainer_il\nfor _explainer_m in {tuple(preload)!r}:\n    try:\n"
+            "        _explainer_il.import_module(_explainer_m)\n    except ImportError:\n        pass\n"
+            "del _explainer_il, _explainer_m")
+    km = AsyncKernelManager(kernel_name="python3")
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=[f"--IPKernelApp.exec_lines={code}"] if preload else [])
+    return km
+
+
+def handed_over(km) -> type:
+    """A kernel manager class for ``papermill.execute_notebook(kernel_manager_class=...)`` whose
+    one "new" instance is ``km``, already started: nbclient then runs the notebook on it and
+    shuts it (and its client) down afterwards, as it does a kernel it started itself."""
+    class HandedOver(type(km)):
+        def __new__(cls, *args, **kwargs):
+            return km  # not a HandedOver, so __init__ does not run again on it
+    return HandedOver
+
+
+def stop_kernel(km) -> None:
+    """Shut a kernel from ``start_kernel`` down (at once: its notebook is done or failed)."""
+    from jupyter_core.utils import run_sync
+    if km is not None and km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)
+
+
 def run_notebooks(profile: str = "classroom", data: str | None = None, out: str | os.PathLike = "build",
                   only: list[str] | None = None, extra: dict[str, Any] | None = None,
-                  html: bool = True, progress: bool = True, slides: bool = False) -> dict[str, float]:
+                  html: bool = True, progress: bool = True, slides: bool = False,
+                  on_done: Callable[[str, float], None] | None = None) -> dict[str, float]:
     """Execute the notebooks in order into ``out`` (executed ``.ipynb`` and ``.html``, and with
     ``slides`` an offline reveal.js deck ``.slides.html`` each).
 
     Every notebook gets ``profile`` (and ``data`` when given) plus ``extra``; each must
-    declare them all. Returns wall seconds per notebook's execution (its HTML export
-    overlaps the next notebook).
+    declare them all. Returns wall seconds per notebook's execution (its HTML export, and
+    the next notebook's kernel start, overlap it); ``on_done(name, seconds)`` is called as each
+    one finishes.
     """
-    import papermill as pm
-
     from .profiles import resolve
     resolve(profile)  # an unknown profile fails here, before any notebook runs
     if slides:
@@ -169,24 +211,39 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
     timings = {}
     # Each HTML export runs in a thread while the next notebook's kernel works (2 cores: the
     # export is this process's Python, the notebook another process).
+    kernels = [None] * len(paths)
     with ThreadPoolExecutor(max_workers=1) as exporter:
         exports = []
-        for path in paths:
-            start = time.perf_counter()
-            target = out / path.name
-            declared = notebook_parameters(path)
-            run_parameters = {**{k: v for k, v in headless.items() if k in declared}, **parameters}
-            pm.execute_notebook(str(path), str(target), parameters=run_parameters, cwd=str(path.parent),
-                                progress_bar=progress, kernel_name="python3")
-            if html:
-                exports.append(exporter.submit(export_html, target))
-            if slides:
-                exports.append(exporter.submit(export_deck, target))
-            timings[path.stem] = time.perf_counter() - start
-            print(f"{path.name}: {timings[path.stem]:.1f} s -> {target}", flush=True)
+        try:
+            for i, path in enumerate(paths):
+                start = time.perf_counter()
+                target = out / path.name
+                kernels[i] = kernels[i] or start_kernel(path.parent)
+                if i + 1 < len(paths):
+                    kernels[i + 1] = start_kernel(paths[i + 1].parent)
+                _execute(path, target, {**{k: v for k, v in headless.items() if k in notebook_parameters(path)},
+                                        **parameters}, progress, kernels[i])
+                if html:
+                    exports.append(exporter.submit(export_html, target))
+                if slides:
+                    exports.append(exporter.submit(export_deck, target))
+                timings[path.stem] = time.perf_counter() - start
+                print(f"{path.name}: {timings[path.stem]:.1f} s -> {target}", flush=True)
+                if on_done is not None:
+                    on_done(path.stem, timings[path.stem])
+        finally:
+            for km in kernels:  # a failed notebook's, and the next one's
+                stop_kernel(km)
         for done in exports:
             done.result()  # an export error surfaces here
     return timings
+
+
+def _execute(path: Path, target: Path, parameters: dict[str, Any], progress: bool, km) -> None:
+    """Run one notebook with papermill on the started kernel ``km`` (which it shuts down)."""
+    import papermill as pm
+    pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent), progress_bar=progress,
+                        kernel_name="python3", kernel_manager_class=handed_over(km))
 
 
 def slide_types(cells) -> list[str]:

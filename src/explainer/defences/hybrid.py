@@ -15,12 +15,19 @@ from .. import protocol
 
 # The oblivious defence's robust variant: a linear probe on a newer extractor --------------------
 
+PROBE_VERSION = 1  # part of a cached probe's key: bump when training changes
+
+
 def train_probe(features: np.ndarray, labels: np.ndarray, dim: int = 128, epochs: int = 60, lr: float = 1e-2,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, cache=None) -> np.ndarray:
     """A linear map (D, dim) trained as a cosine softmax over ``labels`` on frozen ``features``
     (the defender's public photos, clean and cloaked, under the same labels): the offline
     stand-in for the paper's CLIP fine-tuned on cloaked public users. Embeddings are then
-    ``normalise(features @ W)``. Full-batch Adam; deterministic for a seed."""
+    ``normalise(features @ W)``. Full-batch Adam; deterministic for a seed. With a ``cache``
+    (``explainer.cache.Cache``) the map is stored under a hash of its inputs and settings."""
+    if cache is not None:
+        return cache.get_or_compute("probe", [PROBE_VERSION, features, labels, dim, epochs, lr, seed],
+                                    lambda: {"w": train_probe(features, labels, dim, epochs, lr, seed)})["w"]
     gen = torch.Generator().manual_seed(seed)
     x = F.normalize(torch.as_tensor(features, dtype=torch.float32), dim=1)
     classes, y = np.unique(labels, return_inverse=True)

@@ -108,7 +108,7 @@ def run_time_travel(scenario: Scenario, attack_names: tuple[str, ...] = attacks.
         switch_rows = switching_rows(setting, cloaks, judges, seed)
     if probe:
         for base in dict.fromkeys([newest_offline, newest]):
-            probe_rows += probe_rows_of(setting, public, pub_cloaks, cloaks, base, embedders[base], results, seed)
+            probe_rows += probe_rows_of(setting, public, pub_cloaks, cloaks, base, embedders[base], results, seed, cache)
     run_settings = {**common_settings(scenario), "newest_offline": newest_offline,
                     "newest_available": newest, "released": {a: attacks.RELEASED[a] for a in attack_names},
                     "attack_models": {a: list(r.models) for a, r in cloaks.items()},
@@ -147,15 +147,15 @@ def zoo_rows(setting, cloaks, seed: int = 0, cache=None) -> tuple[list[dict], di
     return results, embedders
 
 
-def probe_rows_of(setting, public, pub_cloaks, cloaks, base: str, embed, results: list[dict], seed: int = 0
-                  ) -> list[dict]:
+def probe_rows_of(setting, public, pub_cloaks, cloaks, base: str, embed, results: list[dict], seed: int = 0,
+                  cache=None) -> list[dict]:
     """A linear probe on ``base``'s features, trained on the defender's clean and cloaked public
-    photos, against the cloaks (1-NN), beside ``base`` alone (from ``results``)."""
+    photos (cached in ``cache``), against the cloaks (1-NN), beside ``base`` alone (from ``results``)."""
     split, labels = setting.split, setting.labels
     protected_idx = split.protected_train(labels)
     n = len(public.train)
     feats = np.concatenate([embed(setting.canvases[public.train])] + [embed(c.cloaked[:n]) for c in pub_cloaks.values()])
-    w = defences.train_probe(feats, np.tile(labels[public.train], 1 + len(pub_cloaks)), seed=seed)
+    w = defences.train_probe(feats, np.tile(labels[public.train], 1 + len(pub_cloaks)), seed=seed, cache=cache)
     emb = defences.project(embed(setting.canvases), w)
     clean_error = protocol.clean_error(split, labels, emb, "1nn", seed)
     rows = []
