@@ -83,6 +83,12 @@ def _cell_output(path) -> str:
     return "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
 
 
+def _kernels_running() -> list:
+    """The ipykernel processes this test process started and that are still alive."""
+    import psutil
+    return [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
 REPORT = ("import os, sys, psutil\n"
           "print(os.getpid(), 'colorsys' in sys.modules, 'colorsys' in globals(), "
           "any(n.startswith('_explainer') for n in globals()), "
@@ -93,7 +99,6 @@ def test_each_notebook_gets_a_fresh_kernel_that_loaded_the_imports_before_its_tu
     """The next notebook's kernel starts while one runs, with ``PRELOADED`` imported but no name
     bound; every notebook still has a kernel of its own, counting cells from 1, and none is left."""
     import nbformat
-    import psutil
     folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": REPORT, "02_b": REPORT, "03_c": REPORT})
     monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
     monkeypatch.setattr(notebooks, "PRELOADED", ("colorsys", "a_module_that_is_not_installed"))
@@ -108,19 +113,18 @@ def test_each_notebook_gets_a_fresh_kernel_that_loaded_the_imports_before_its_tu
     counts = [[c.execution_count for c in nbformat.read(tmp_path / "out" / f"{n}.ipynb", as_version=4).cells]
               for n in done]
     assert counts == [[1, 2, 3]] * 3  # parameters, papermill's injected ones, the cell: counted from 1
-    assert not [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    assert not _kernels_running()
 
 
 def test_a_failing_notebook_leaves_no_kernel_running(tmp_path, monkeypatch):
     import papermill as pm
-    import psutil
     folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": "raise RuntimeError('broken')", "02_b": REPORT})
     monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
     monkeypatch.setattr(notebooks, "PRELOADED", ())
     with pytest.raises(pm.PapermillExecutionError, match="broken"):
         notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False)
     assert not (tmp_path / "out" / "02_b.ipynb").exists()
-    assert not [p for p in psutil.Process().children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    assert not _kernels_running()
 
 
 def test_the_preloaded_modules_exist():
