@@ -51,6 +51,18 @@ def test_feature_shift_grows_over_the_steps(v10, colour_faces):
     assert v10.shift["facenet-keras"].min() > 0.5
 
 
+def test_cached_cloaks_can_be_read_without_their_iterates(colour_faces, tmp_path, monkeypatch):
+    cache = Cache(tmp_path)
+    args = dict(cache=cache, progress=False, record_every=1, seed=3, device="cpu", steps=2)
+    first = attacks.cloak(colour_faces[:1], "fawkes-v1.0", "low", **args)
+    monkeypatch.setattr(attacks.get("fawkes-v1.0"), "run_batch", lambda *a: pytest.fail("cloaked again"))
+    bare = attacks.cloak(colour_faces[:1], "fawkes-v1.0", "low", load_iterates=False, **args)
+    assert bare.iterates is None and bare.iterate_steps is None
+    assert np.array_equal(bare.cloaked, first.cloaked) and np.array_equal(bare.dssim, first.dssim)
+    full = attacks.cloak(colour_faces[:1], "fawkes-v1.0", "low", **args)
+    assert full.iterates.shape == (3, 1, *colour_faces.shape[1:]) and np.array_equal(full.iterates, first.iterates)
+
+
 def test_same_seed_same_cloak(colour_faces, v10, tmp_path):
     again = attacks.cloak(colour_faces, "fawkes-v1.0", "low", cache=Cache(tmp_path), progress=False,
                           record_every=10, seed=3, device="cpu")

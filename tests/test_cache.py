@@ -48,6 +48,49 @@ def test_corrupt_entry_is_recomputed_never_loaded(tmp_path, damage):
                           np.arange(100) * 2)
 
 
+def test_any_damaged_byte_loads_the_original_arrays_or_nothing(tmp_path):
+    """Flip bytes all over an entry (headers, array data, the zip directory): each load gives back
+    exactly what was stored, or nothing, never other arrays."""
+    cache = Cache(tmp_path)
+    stored = {"x": np.arange(300, dtype=np.int64).reshape(3, 100), "y": np.linspace(0, 1, 50)}
+    path = cache.save("kind", "k", stored)
+    raw = path.read_bytes()
+    caught = 0
+    for offset in range(0, len(raw), 7):
+        path.write_bytes(raw[:offset] + bytes([raw[offset] ^ 0x5A]) + raw[offset + 1:])
+        out = cache.load("kind", "k")
+        if out is None:
+            caught += 1
+            assert not path.exists()  # a corrupt entry is removed
+        else:
+            assert out.keys() == stored.keys() and all(np.array_equal(out[k], stored[k]) for k in stored)
+            assert all(out[k].dtype == stored[k].dtype and out[k].shape == stored[k].shape for k in stored)
+    assert caught > len(raw) // 7 * 0.8  # most bytes matter: array data, its header, the directory
+
+
+def test_members_reads_only_the_arrays_asked_for(tmp_path, monkeypatch):
+    cache = Cache(tmp_path)
+    arrays = {"cloaked": np.ones((2, 3), np.uint8), "iterates": np.zeros((4, 2, 3), np.uint8)}
+    first = cache.get_or_compute("kind", "k", lambda: arrays, members=("cloaked",))
+    assert first.keys() == arrays.keys()  # just computed: everything
+    import zipfile
+    read = []
+    real_read = zipfile.ZipFile.read
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: read.append(name) or real_read(self, name, *a))
+    again = cache.get_or_compute("kind", "k", lambda: pytest.fail("recomputed"), members=("cloaked",))
+    assert list(again) == ["cloaked"] and read == ["cloaked.npy"]
+    assert np.array_equal(again["cloaked"], arrays["cloaked"])
+
+
+def test_entries_written_with_a_checksum_after_the_archive_still_load(tmp_path):
+    import hashlib
+    cache = Cache(tmp_path)
+    path = cache.save("kind", "k", {"x": np.arange(10)})
+    payload = path.read_bytes()
+    path.write_bytes(payload + hashlib.sha256(payload).hexdigest().encode("ascii"))
+    assert np.array_equal(cache.load("kind", "k")["x"], np.arange(10))
+
+
 def test_writes_leave_no_temporary_files(tmp_path):
     cache = Cache(tmp_path)
     cache.save("kind", "k", {"x": np.arange(3)})
@@ -151,3 +194,19 @@ def test_two_processes_preparing_the_same_entries_both_finish_alike(tmp_path):
     entries = list((tmp_path / "cache" / "prep").glob("*.npz"))
     assert len(entries) == 5 and all(cache.load("prep", p.stem) is not None for p in entries)
     assert not list((tmp_path / "cache" / "prep").glob(".tmp-*"))
+
+
+def test_loaded_arrays_are_read_only_and_keys_on_them_reuse_their_hash(tmp_path):
+    from explainer import cache as cache_module
+    from explainer.cache import frozen
+    cache = Cache(tmp_path)
+    cache.save("kind", "k", {"x": np.arange(1 << 15, dtype=np.float32)})
+    loaded = cache.load("kind", "k")["x"]
+    with pytest.raises(ValueError):
+        loaded[0] = 1  # a cached value is shared: nobody changes it in place
+    content_hash(loaded)
+    assert id(loaded) in cache_module._digests
+    writeable = np.arange(1 << 15, dtype=np.float32)
+    fixed = frozen(writeable)
+    assert fixed is not writeable and not fixed.flags.writeable and np.array_equal(fixed, writeable)
+    assert frozen(fixed) is fixed and frozen(loaded) is loaded

@@ -175,6 +175,20 @@ def test_detector_learns_an_obvious_cloak(tmp_path):
     assert crops.shape == (3, 3, 64, 64)
 
 
+def test_a_cached_detector_builds_its_network_only_for_scores_not_cached(tmp_path, monkeypatch):
+    from explainer.cache import Cache
+    clean, cloaked, _ = _pairs()
+    args = dict(epochs=1, batch_size=8, cache=Cache(tmp_path), progress=False)
+    first = defences.train_detector(clean, cloaked, **args).scores(clean)
+    built = []
+    real_init = defences.Detector.__init__
+    monkeypatch.setattr(defences.Detector, "__init__", lambda self, *a, **k: built.append(1) or real_init(self, *a, **k))
+    again = defences.train_detector(clean, cloaked, **args)
+    assert np.array_equal(again.scores(clean), first) and built == []  # record and scores from the cache
+    assert again.scores(cloaked).shape == (8,) and built == [1]  # new photos: the network is built once
+    assert again.scores(cloaked[:3]).shape == (3,) and built == [1]
+
+
 def _toy_protocol():
     """3 identities x 4 photos on orthogonal axes; photos 0-2 train, 3 test; identity 0 protected."""
     labels = np.repeat(np.arange(3), 4)

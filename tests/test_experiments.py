@@ -39,3 +39,23 @@ def test_same_person_distance_ignores_other_people_and_a_photo_with_itself():
     emb = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
     labels = np.array([0, 0, 1, 1])
     assert experiments.same_person_distance(emb, labels) == 3.0  # (2 + 4) / 2, both ordered pairs counted
+
+
+def test_protected_cloaks_are_read_once_per_scenario_and_their_iterates_only_when_asked(monkeypatch):
+    import numpy as np
+    from explainer import attacks
+    calls = []
+
+    def fake_cloak(canvases, attack, mode, load_iterates=True, **kw):
+        calls.append(load_iterates)
+        its = np.zeros((2, *canvases.shape), np.uint8) if load_iterates else None
+        return attacks.CloakResult(attack, mode, (), canvases, np.zeros(len(canvases)), np.zeros(len(canvases)), {},
+                                   iterates=its)
+    monkeypatch.setattr(attacks, "cloak", fake_cloak)
+    scenario = experiments.Scenario("orl", "ci", 0, progress=False)
+    bare = experiments.protected_cloaks(scenario, "lowkey")
+    assert bare.iterates is None and experiments.protected_cloaks(scenario, "lowkey") is bare
+    with_iterates = experiments.protected_cloaks(scenario, "lowkey", iterates=True)
+    assert with_iterates.iterates is not None
+    assert experiments.protected_cloaks(scenario, "lowkey") is with_iterates  # what was read serves both
+    assert calls == [False, True]

@@ -2,9 +2,10 @@
 
 Aligned faces, embeddings, cloaks and trained heads are stored as ``.npz`` files (arrays
 only: nothing is unpickled on load) under a key hashed from their inputs, parameters
-and code version. Every entry carries a SHA-256 of its payload; an entry that fails the
-check (a crash mid-write on a foreign file system, a truncated copy) is deleted and
-recomputed, never loaded.
+and code version. Every array is read whole and checked against the CRC-32 the zip format
+stores for it; an entry that fails to read or to check (a crash mid-write on a foreign file
+system, a truncated copy, a flipped bit) is deleted and recomputed, never loaded. The check
+covers only the arrays read, so a caller that needs a few arrays of a large entry reads only those.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import struct
 import tempfile
 import weakref
 import zipfile
@@ -44,6 +46,17 @@ def _frozen(a: np.ndarray) -> bool:
             return False
         a = a.base
     return a is None or isinstance(a, bytes)
+
+
+def frozen(a) -> np.ndarray:
+    """``a`` as an array whose bytes cannot change: ``a`` itself when it is one already, else a
+    read-only copy. An array keyed on several times is then hashed once."""
+    a = np.asarray(a)
+    if _frozen(a):
+        return a
+    a = a.copy()
+    a.setflags(write=False)
+    return a
 
 
 def _array_digest(a: np.ndarray) -> str:
@@ -106,6 +119,37 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
+def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One stored array, read-only, a view of the member's bytes: no copy, and later keys made from it
+    reuse its remembered hash. ``ZipFile.read`` checks the member's CRC-32."""
+    raw = archive.read(name)
+    header = io.BytesIO(raw)
+    version = np.lib.format.read_magic(header)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran_order, dtype = read_header(header)
+    if dtype.hasobject:
+        raise ValueError("object arrays are never loaded")
+    count = int(np.prod(shape, dtype=np.int64))
+    if header.tell() + count * dtype.itemsize != len(raw):
+        raise ValueError("the array's header does not match its size")
+    flat = np.frombuffer(raw, dtype, count=count, offset=header.tell())
+    return flat.reshape(shape[::-1]).T if fortran_order else flat.reshape(shape)
+
+
+def _tiled(archive: zipfile.ZipFile) -> bool:
+    """Whether the members listed fill the archive from its start to its directory. zipfile lists
+    the members its directory names; one lost to a damaged directory would leave a gap."""
+    end = 0
+    for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
+        archive.fp.seek(info.header_offset)
+        header = archive.fp.read(30)
+        if info.header_offset != end or len(header) < 30:
+            return False
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        end = info.header_offset + 30 + name_length + extra_length + info.compress_size
+    return end == archive.start_dir
+
+
 class Cache:
     """Load-or-compute store of array dictionaries, one ``.npz`` per key.
 
@@ -119,35 +163,38 @@ class Cache:
     def path(self, kind: str, key: str) -> Path:
         return self.root / kind / f"{key}.npz"
 
-    def load(self, kind: str, key: str) -> Arrays | None:
-        """The stored arrays, or ``None`` when absent or corrupt (a corrupt entry is removed)."""
+    def load(self, kind: str, key: str, members: tuple[str, ...] | None = None) -> Arrays | None:
+        """The stored arrays (only those named in ``members``, when given), or ``None`` when absent
+        or corrupt (a corrupt entry is removed)."""
         path = self.path(kind, key)
         if not path.exists():
             return None
         try:
-            raw = path.read_bytes()
-            payload, digest = raw[:-64], raw[-64:].decode("ascii")
-            if hashlib.sha256(payload).hexdigest() != digest:
-                raise ValueError("checksum mismatch")
-            with np.load(io.BytesIO(payload), allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError):
+            # ZipFile.read checks each array's CRC-32 (np.load's lazy reader stops at the shape the
+            # header claims, so a damaged header could go unnoticed); entries written before this
+            # check carry a 64-byte SHA-256 after the archive, which zipfile skips
+            with zipfile.ZipFile(path) as archive:
+                if not _tiled(archive):
+                    raise ValueError("the archive's directory does not account for all its members")
+                names = [n for n in archive.namelist() if members is None or n.removesuffix(".npy") in members]
+                return {n.removesuffix(".npy"): _read_member(archive, n) for n in names}
+        except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile, EOFError, NotImplementedError,
+                struct.error, KeyError):
             path.unlink(missing_ok=True)
             return None
 
     def save(self, kind: str, key: str, arrays: Arrays) -> Path:
         """Write atomically: a temporary file in the same folder, then ``os.replace``."""
-        path = self.path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
-        payload = buf.getvalue()
-        return write_atomic(path, payload + hashlib.sha256(payload).hexdigest().encode("ascii"))
+        return write_atomic(self.path(kind, key), buf.getvalue())
 
-    def get_or_compute(self, kind: str, key_parts: Any, compute: Callable[[], Arrays]) -> Arrays:
-        """Return the cached arrays for ``key_parts``, computing and storing them if needed."""
+    def get_or_compute(self, kind: str, key_parts: Any, compute: Callable[[], Arrays],
+                       members: tuple[str, ...] | None = None) -> Arrays:
+        """Return the cached arrays for ``key_parts``, computing and storing them if needed.
+        ``members``: read only these arrays of a cached entry (a computed one returns all)."""
         key = content_hash(kind, key_parts)
-        found = self.load(kind, key)
+        found = self.load(kind, key, members)
         if found is not None:
             return found
         arrays = {k: np.asarray(v) for k, v in compute().items()}

@@ -24,7 +24,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
           users: np.ndarray | None = None, pool: tuple[np.ndarray, np.ndarray] | None = None, seed: int = 0,
           batch_size: int = 8, record_every: int | None = None, cache=None, progress: bool = True,
           device: str | torch.device | None = None, evaluate: tuple[str, ...] = (),
-          steps: int | None = None, precision: str | None = None) -> CloakResult:
+          steps: int | None = None, precision: str | None = None, load_iterates: bool = True) -> CloakResult:
     """Cloak uint8 canvases (N, H, W, 3) with ``attack`` in ``mode``; every batch is cached.
 
     ``users`` (N,) identity labels of the photos and ``pool`` (canvases, labels) of public
@@ -32,7 +32,8 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     them. ``evaluate`` adds models to the reported feature shift. ``record_every`` keeps the
     (best) iterate every so many steps. ``steps`` shortens the run (the mode's preset by
     default). ``precision`` of the attack's passes: ``attack_precision(device)`` by default;
-    part of the cache key.
+    part of the cache key. ``load_iterates=False`` leaves the recorded iterates in the cache
+    (``iterates`` is None): most callers want only the cloaks, a tenth of what is stored.
     """
     spec = get(attack)
     mode = spec.check_mode(mode)
@@ -46,7 +47,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
     steps = spec.steps(mode, steps)
     prepared = spec.prepare(canvases, model_names, users, pool, seed, cache)
     cloaked, iterates, perceptual = _cloak_batches(spec, canvases, mode, model_names, steps, precision, device, seed,
-                                                  batch_size, record_every, prepared, cache, progress)
+                                                  batch_size, record_every, prepared, cache, progress, load_iterates)
     measured = tuple(dict.fromkeys(model_names + tuple(evaluate)))
 
     def compute_measures():  # forward passes of every model: cached too, so a cached cloak costs no model time
@@ -61,7 +62,7 @@ def cloak(canvases: np.ndarray, attack: str, mode: str | None = None, models: tu
 
 
 def _cloak_batches(spec: Attack, canvases, mode, model_names, steps, precision, device, seed, batch_size,
-                   record_every, prepared, cache, progress) -> tuple[np.ndarray, np.ndarray | None, str]:
+                   record_every, prepared, cache, progress, load_iterates=True) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Run (or load) every batch: (8-bit cloaks, recorded iterates or None, perceptual term's name)."""
     extractors: list = []  # loaded on the first cache miss: cached cloaks need no model
 
@@ -90,12 +91,13 @@ def _cloak_batches(spec: Attack, canvases, mode, model_names, steps, precision, 
                 result["iterates"] = np.stack([to_uint8(q) for q in its])
             return result
 
-        found = cache.get_or_compute("cloaks", key, compute)
+        found = cache.get_or_compute("cloaks", key, compute,
+                                     members=None if load_iterates else ("cloaked", "perceptual"))
         if bar is not None and bar.n < (start + len(chunk)) * steps:
             bar.update((start + len(chunk)) * steps - bar.n)
         outputs.append(found["cloaked"])
         perceptual_name = str(found["perceptual"])
-        if "iterates" in found:
+        if "iterates" in found and load_iterates:
             all_iterates.append(found["iterates"])
     if bar is not None:
         bar.close()

@@ -2,9 +2,11 @@
 ones, its threshold set on clean photos of held-out users, and its precision and recall."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -12,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import models as zoo
-from ..cache import Cache, content_hash
+from ..cache import Cache, content_hash, frozen
 from ..tensors import to_tensor
 from .training import load_trained, run_epochs, trained_arrays, warmup_cosine
 
@@ -49,12 +51,19 @@ class Detector(nn.Module):
 
 @dataclass
 class TrainedDetector:
-    detector: Detector
+    """A trained detector and its record. The network is built (its weights read from the cache) on
+    first use of ``detector``: a warm run whose scores are all cached never needs it."""
+
+    build: Callable[[], Detector]
     trained_on: tuple[str, ...]
     train_s: float
     losses: np.ndarray
     key: list = field(default_factory=list)  # the digest of what the detector was trained from
     cache: object = None
+
+    @functools.cached_property
+    def detector(self) -> Detector:
+        return self.build()
 
     def scores(self, canvases: np.ndarray) -> np.ndarray:
         """``Detector.scores``, cached under the detector's training key and the canvases."""
@@ -82,6 +91,7 @@ def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: 
     cosine decay, on random ``DETECTOR_CROP`` crops with flips.
     """
     cache = cache if cache is not None else Cache()
+    clean, cloaked = frozen(clean), frozen(cloaked)  # in three keys below: hashed once
     key_parts = [DETECTOR_VERSION, DETECTOR_CROP, epochs, lr, batch_size, seed, clean, cloaked]
 
     def compute():
@@ -103,11 +113,15 @@ def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: 
         losses = run_epochs(batch_loss, opt, sched, epochs, len(x), batch_size, gen, "detector", progress)
         return trained_arrays(detector, t0, losses)
 
-    found = cache.get_or_compute("detectors", key_parts, compute)
-    detector = Detector(pretrained=False)
-    load_trained(detector, found)
-    detector.eval()
-    return TrainedDetector(detector, tuple(trained_on), float(found["train_s"]), found["losses"],
+    def build() -> Detector:
+        detector = Detector(pretrained=False)
+        load_trained(detector, cache.get_or_compute("detectors", key_parts, compute))
+        return detector.eval()
+
+    # the training record is tiny and cached on its own: a warm run never reads the 13-MB weights
+    meta = cache.get_or_compute("detector-meta", key_parts, lambda: {
+        k: v for k, v in cache.get_or_compute("detectors", key_parts, compute).items() if k in ("train_s", "losses")})
+    return TrainedDetector(build, tuple(trained_on), float(meta["train_s"]), meta["losses"],
                            [content_hash("detectors", key_parts)], cache)
 
 

@@ -118,7 +118,10 @@ def pair_data(setting: protocol.Setting, public: PublicData, cloaks: dict[str, a
     cloaked = np.concatenate([c.cloaked[:n] for c in cloaks.values()] + [extra_cloaked])
     source = np.concatenate([np.tile(np.arange(n), len(cloaks)), n + np.arange(len(idx))])
     photos = np.concatenate([public.train, idx]).astype(int)
-    return setting.canvases[photos], setting.labels[photos], cloaked, source
+    clean = setting.canvases[photos]
+    for a in (clean, cloaked):
+        a.setflags(write=False)  # new arrays, keyed on by the robust model's cache entries: hashed once
+    return clean, setting.labels[photos], cloaked, source
 
 
 def mirrored_pairs(clean: np.ndarray, labels: np.ndarray, cloaked: np.ndarray, source: np.ndarray

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from .. import attacks, protocol
 from .. import models as zoo
-from ..cache import Cache, content_hash
+from ..cache import Cache, content_hash, frozen
 from ..models import facenet
 from ..tensors import to_tensor
 from .training import load_trained, run_epochs, trained_arrays, warmup_cosine
@@ -119,6 +119,7 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
         raise NotImplementedError("the robust recipes fine-tune facenet-keras, the extractor every attack targets")
     cache = cache if cache is not None else Cache()
     precision = precision or attacks.attack_precision("cpu")
+    clean, cloaked = frozen(clean), frozen(cloaked)  # in three keys below: hashed once
     source, labels = np.asarray(source), np.asarray(labels)
     key_parts = [ROBUST_VERSION, base, recipe, start, epochs, lr, batch_size, seed, precision, clean, cloaked, source,
                  labels if recipe == "softmax" else None] + ([watch] if watch is not None else [])

@@ -53,4 +53,4 @@ def trained_arrays(module: nn.Module, t0: float, losses: list[float]) -> dict:
 
 
 def load_trained(module: nn.Module, found: dict) -> None:
-    module.load_state_dict({k[2:]: torch.from_numpy(v) for k, v in found.items() if k.startswith("w/")})
+    module.load_state_dict({k[2:]: torch.tensor(v) for k, v in found.items() if k.startswith("w/")})  # cached: read-only

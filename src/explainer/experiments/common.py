@@ -66,16 +66,19 @@ def evaluation_models() -> list[str]:
     return [n for n in models.model_names() if models.availability(n)[0]]
 
 
-def protected_cloaks(scenario: Scenario, attack: str, outside: bool = False) -> attacks.CloakResult:
+def protected_cloaks(scenario: Scenario, attack: str, outside: bool = False, iterates: bool = False
+                     ) -> attacks.CloakResult:
     """Cloaks of every protected user's training photos, with the profile's mode (cached).
 
-    About ten intermediate iterates are kept, so notebooks can show the cloaks moving; every
-    experiment asks for the same ones, so they are computed once and shared through the cache,
-    and read from it once per scenario. ``outside``: the protected users of ``scenario.outside``.
+    About ten intermediate iterates are recorded, so notebooks can show the cloaks moving; every
+    experiment asks for the same cloaks, so they are computed once and shared through the cache,
+    and read from it once per scenario. The iterates are read only when ``iterates`` asks for them.
+    ``outside``: the protected users of ``scenario.outside``.
     """
     key = (attack, "outside") if outside else attack
-    if key in scenario.cloaks:
-        return scenario.cloaks[key]
+    found = scenario.cloaks.get(key)
+    if found is not None and (found.iterates is not None or not iterates):
+        return found
     setting, users = scenario.outside if outside else scenario.setting, scenario.sizes.users
     mode = users.modes[attack]
     steps = users.steps_of(attack)
@@ -85,7 +88,8 @@ def protected_cloaks(scenario: Scenario, attack: str, outside: bool = False) -> 
     # a targeted tool draws targets from the public users' scraped photos
     scenario.cloaks[key] = attacks.cloak(
         setting.canvases[idx], attack, mode, users=labels[idx], pool=protocol.target_pool(setting), seed=scenario.seed,
-        record_every=record_every, progress=scenario.progress, cache=scenario.cache, steps=steps)
+        record_every=record_every, progress=scenario.progress, cache=scenario.cache, steps=steps,
+        load_iterates=iterates)
     return scenario.cloaks[key]
 
 

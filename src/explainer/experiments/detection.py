@@ -1,12 +1,14 @@
 """Experiment 3 (notebook 03): a fine-tuned ImageNet CNN tells cloaked photos from clean ones."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import attacks, defences, models, paper, protocol
+from ..cache import frozen
 from .common import Scenario, cloaked_setting, common_settings, defender_data, rounded
 
 
@@ -99,13 +101,15 @@ def _score_detectors(setting, public, cloaks, detectors, attack_names, jpeg_qual
     """Each detector's threshold, set on every photo of the held-out public users (clean, never
     trained on), and its metrics on the protected users' photos (identities never seen, cloaked by
     the users themselves): on its own attacks, on the others, and after JPEG."""
-    val_clean = setting.canvases[np.isin(setting.labels, public.validation_identities)]
-    test_clean = setting.canvases[setting.split.protected_train(setting.labels)]
+    val_clean = frozen(setting.canvases[np.isin(setting.labels, public.validation_identities)])
+    test_clean = frozen(setting.canvases[setting.split.protected_train(setting.labels)])
+    # every detector scores the same photos: re-compressed once, each array hashed once for the cache keys
+    jpeg = functools.cache(lambda name: frozen(defences.jpeg(cloaks[name].cloaked if name else test_clean, jpeg_quality)))
     results, cross, compressed, test_scores, thresholds = [], [], [], {}, {}
     for name, trained in detectors.items():
         t = thresholds[name] = defences.choose_threshold(trained.scores(val_clean))
         clean_s = trained.scores(test_clean)
-        clean_jpeg_s = trained.scores(defences.jpeg(test_clean, jpeg_quality))
+        clean_jpeg_s = trained.scores(jpeg(None))
         for a in attack_names:
             cloaked_s = trained.scores(cloaks[a].cloaked)
             row = {"attack": a, "trained_on": list(trained.trained_on), "threshold": round(t, 4),
@@ -114,7 +118,7 @@ def _score_detectors(setting, public, cloaks, detectors, attack_names, jpeg_qual
                 test_scores[a] = (clean_s, cloaked_s)
             if a in trained.trained_on:
                 results.append(row)
-                jpeg_s = trained.scores(defences.jpeg(cloaks[a].cloaked, jpeg_quality))
+                jpeg_s = trained.scores(jpeg(a))
                 compressed.append({"attack": a, "trained_on": list(trained.trained_on), "quality": jpeg_quality,
                                    "threshold": round(t, 4), **rounded(defences.detection_metrics(clean_jpeg_s, jpeg_s, t))})
             else:

@@ -40,7 +40,7 @@ def run_poisoning(scenario: Scenario, eval_models: list[str] | None = None,
     split, labels = setting.split, setting.labels
     eval_models = eval_models or evaluation_models()
     protected_idx = split.protected_train(labels)
-    cloaks = {a: protected_cloaks(scenario, a) for a in attack_names}
+    cloaks = {a: protected_cloaks(scenario, a, iterates=True) for a in attack_names}  # the slider shows them
     results, clean_errors = [], {}
     for model_name in eval_models:
         clean_emb = models.embeddings(model_name, setting.canvases, cache, progress=progress)
