@@ -124,7 +124,35 @@ def test_a_failing_notebook_leaves_no_kernel_running(tmp_path, monkeypatch):
     with pytest.raises(pm.PapermillExecutionError, match="broken"):
         notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False)
     assert not (tmp_path / "out" / "02_b.ipynb").exists()
+    failed = json.loads((tmp_path / "out" / "01_a.ipynb").read_text())  # written once, at the end, with its error
+    assert [o["evalue"] for c in failed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"] == ["broken"]
     assert not _kernels_running()
+
+
+def test_a_notebook_with_an_unknown_parameter_runs_nothing_and_leaves_no_kernel(tmp_path, monkeypatch):
+    folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": REPORT})
+    monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
+    monkeypatch.setattr(notebooks, "PRELOADED", ())
+    with pytest.raises(ValueError, match="not_a_parameter"):
+        notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False, extra={"not_a_parameter": 1})
+    assert not (tmp_path / "out" / "01_a.ipynb").exists()
+    assert not _kernels_running()
+
+
+def test_each_executed_notebook_is_written_once_not_after_every_cell(tmp_path, monkeypatch):
+    import papermill.engines
+    import papermill.execute
+    folder = _tiny_notebooks(tmp_path / "nbs", {"01_a": "x = 1\nx", "02_b": "y = 2\ny"})
+    monkeypatch.setenv("EXPLAINER_NOTEBOOKS", str(folder))
+    monkeypatch.setattr(notebooks, "PRELOADED", ())
+    writes = []
+    for module in (papermill.engines, papermill.execute):
+        real = module.write_ipynb
+        monkeypatch.setattr(module, "write_ipynb", lambda nb, path, real=real, **kw: writes.append(path) or real(nb, path, **kw))
+    notebooks.run_notebooks("ci", out=tmp_path / "out", html=False, progress=False)
+    assert sorted(str(p).rsplit("/", 1)[-1] for p in writes) == ["01_a.ipynb", "02_b.ipynb"]
+    last = json.loads((tmp_path / "out" / "02_b.ipynb").read_text())["cells"][-1]
+    assert "".join(last["outputs"][0]["data"]["text/plain"]) == "2"  # the one write holds every cell's output
 
 
 def test_the_preloaded_modules_exist():

@@ -206,19 +206,19 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
     parameters: dict[str, Any] = {"profile": profile, **(extra or {})}
     if data is not None:
         parameters["data"] = str(Path(data).resolve()) if Path(data).exists() else str(data)
-    for path in paths:  # check them all before spending minutes on the first
-        check_parameters(path, parameters)
     timings = {}
-    # Each HTML export runs in a thread while the next notebook's kernel works (2 cores: the
-    # export is this process's Python, the notebook another process).
-    kernels = [None] * len(paths)
+    # The first kernel boots while the parameters are checked; each next one while the notebook
+    # before it runs. Each HTML export runs in a thread while the next notebook's kernel works
+    # (2 cores: the export is this process's Python, the notebook another process).
+    kernels = [start_kernel(paths[0].parent)] + [None] * (len(paths) - 1)
     with ThreadPoolExecutor(max_workers=1) as exporter:
         exports = []
         try:
+            for path in paths:  # check them all before spending minutes on the first
+                check_parameters(path, parameters)
             for i, path in enumerate(paths):
                 start = time.perf_counter()
                 target = out / path.name
-                kernels[i] = kernels[i] or start_kernel(path.parent)
                 if i + 1 < len(paths):
                     kernels[i + 1] = start_kernel(paths[i + 1].parent)
                 _execute(path, target, {**{k: v for k, v in headless.items() if k in notebook_parameters(path)},
@@ -240,10 +240,16 @@ def run_notebooks(profile: str = "classroom", data: str | None = None, out: str 
 
 
 def _execute(path: Path, target: Path, parameters: dict[str, Any], progress: bool, km) -> None:
-    """Run one notebook with papermill on the started kernel ``km`` (which it shuts down)."""
+    """Run one notebook with papermill on the started kernel ``km`` (which it shuts down).
+
+    The executed notebook is written once, when it ends (or fails), not after every cell: with
+    its figures it weighs megabytes, and the writes were about a second of each warm notebook.
+    Its kernel holds nothing to keep, so it is stopped at once rather than asked to wind down.
+    """
     import papermill as pm
     pm.execute_notebook(str(path), str(target), parameters=parameters, cwd=str(path.parent), progress_bar=progress,
-                        kernel_name="python3", kernel_manager_class=handed_over(km))
+                        kernel_name="python3", kernel_manager_class=handed_over(km),
+                        request_save_on_cell_execute=False, shutdown_kernel="immediate")
 
 
 def slide_types(cells) -> list[str]:
