@@ -210,3 +210,14 @@ def test_loaded_arrays_are_read_only_and_keys_on_them_reuse_their_hash(tmp_path)
     fixed = frozen(writeable)
     assert fixed is not writeable and not fixed.flags.writeable and np.array_equal(fixed, writeable)
     assert frozen(fixed) is fixed and frozen(loaded) is loaded
+
+
+def test_a_part_of_an_entry_is_cached_apart_and_read_without_the_whole(tmp_path):
+    cache = Cache(tmp_path)
+    calls = []
+    compute = lambda: calls.append(1) or {"weights": np.zeros(1 << 15), "train_s": np.array(2.5)}  # noqa: E731
+    part = cache.get_or_compute_part("model", "model-meta", "k", compute, ("train_s",))
+    assert list(part) == ["train_s"] and float(part["train_s"]) == 2.5 and calls == [1]
+    cache.clear("model")  # the whole entry gone: the part is still read, nothing recomputed
+    again = cache.get_or_compute_part("model", "model-meta", "k", compute, ("train_s",))
+    assert float(again["train_s"]) == 2.5 and calls == [1]

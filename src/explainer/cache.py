@@ -201,6 +201,14 @@ class Cache:
         self.save(kind, key, arrays)
         return arrays
 
+    def get_or_compute_part(self, kind: str, part_kind: str, key_parts: Any, compute: Callable[[], Arrays],
+                            names: tuple[str, ...]) -> Arrays:
+        """The arrays ``names`` of the ``kind`` entry for ``key_parts`` (computed if needed), cached
+        apart under ``part_kind``: a warm run that needs only a model's training record never reads
+        its weights."""
+        return self.get_or_compute(part_kind, key_parts, lambda: {
+            k: v for k, v in self.get_or_compute(kind, key_parts, compute).items() if k in names})
+
     def clear(self, kind: str | None = None) -> int:
         """Delete entries (all, or one kind); returns how many."""
         base = self.root / kind if kind else self.root

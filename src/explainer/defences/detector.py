@@ -119,8 +119,7 @@ def train_detector(clean: np.ndarray, cloaked: np.ndarray, epochs: int = 6, lr: 
         return detector.eval()
 
     # the training record is tiny and cached on its own: a warm run never reads the 13-MB weights
-    meta = cache.get_or_compute("detector-meta", key_parts, lambda: {
-        k: v for k, v in cache.get_or_compute("detectors", key_parts, compute).items() if k in ("train_s", "losses")})
+    meta = cache.get_or_compute_part("detectors", "detector-meta", key_parts, compute, ("train_s", "losses"))
     return TrainedDetector(build, tuple(trained_on), float(meta["train_s"]), meta["losses"],
                            [content_hash("detectors", key_parts)], cache)
 

@@ -138,9 +138,7 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
         return zoo.Extractor(info, StagedNet(early, late), model._normalise)
 
     # The training record is tiny and cached on its own, so a warm run never reads the 90-MB weights.
-    meta = cache.get_or_compute("robust-meta", key_parts, lambda: {
-        k: v for k, v in cache.get_or_compute("robust", key_parts, compute).items()
-        if k in ("train_s", "losses", "watch_emb")})
+    meta = cache.get_or_compute_part("robust", "robust-meta", key_parts, compute, ("train_s", "losses", "watch_emb"))
     return RobustModel(base, recipe, start, tuple(trained_on), build, float(meta["train_s"]), meta["losses"], key,
                        meta.get("watch_emb"))
 
