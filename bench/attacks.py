@@ -3,8 +3,10 @@
     python bench/attacks.py --data ../shared/data/lfw-deepfunneled-20 --json
 
 Per attack and mode: ``s_per_image_step`` (wall time of one optimisation step / batch size),
-``overhead_ratio`` (one attack step / a bare forward+backward of the same extractor calls at
-the same batch), and ``dssim_mean``, ``dssim_max``, ``linf_max`` of the saved 8-bit cloaks.
+``overhead_ratio`` (median attack step / median bare forward+backward of the same extractor
+calls at the same batch), and ``dssim_mean``, ``dssim_max``, ``linf_max`` of the saved 8-bit
+cloaks. The bare passes are timed between the attack's steps (about eight per run), so both
+medians see the same load on a machine whose speed drifts by a fifth from minute to minute.
 Nothing is cached: every figure is measured in this run.
 """
 from __future__ import annotations
@@ -28,18 +30,25 @@ def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, 
     names = attacks.DEFAULT_MODELS[attack]
     extractors = [models.load_model(n, "cpu") for n in names]
     x = tensors.to_tensor(canvases)
-    stamps = []
-    hook = lambda step: stamps.append(time.perf_counter())  # noqa: E731
-    start = time.perf_counter()
     spec = attacks.get(attack)
+    n_steps = spec.steps(mode)
+    bare_every = max(1, n_steps // 8)
+    steps, bare_s, last = [], [], [0.0]
+
+    def hook(step):
+        steps.append(time.perf_counter() - last[0])
+        if step % bare_every == 0:
+            bare_s.append(attacks.bare_step_seconds(extractors, x, attack, repeats=1))
+        last[0] = time.perf_counter()
+
     prepared = spec.prepare(canvases, names, labels, pool, seed, Cache())
-    out, _, _ = spec.run_batch(x, extractors, mode, seed, None, hook, spec.steps(mode), prepared, 0)
-    steps = np.diff([start] + stamps)
+    last[0] = time.perf_counter()
+    out, _, _ = spec.run_batch(x, extractors, mode, seed, None, hook, n_steps, prepared, 0)
     step_s = float(np.median(steps[1:]))  # the first step includes warm-up
+    bare = float(np.median(bare_s))
     cloaked = tensors.to_uint8(out)
     d, linf, shift = attacks.measure(x, cloaked, names)
-    bare = attacks.bare_step_seconds(extractors, x, attack)
-    return {"attack": attack, "mode": mode, "models": list(names), "images": len(x), "steps": len(stamps),
+    return {"attack": attack, "mode": mode, "models": list(names), "images": len(x), "steps": len(steps),
             "s_per_image_step": round(step_s / len(x), 4), "overhead_ratio": round(step_s / bare, 3),
             "bare_fwd_bwd_s_per_image": round(bare / len(x), 4),
             "dssim_mean": round(float(d.mean()), 5), "dssim_max": round(float(d.max()), 5),

@@ -257,6 +257,23 @@ def test_the_loops_dssim_equals_kornias_to_the_bit_value_and_gradient(setting, c
         assert torch.equal(d_ours, d_kornia) and torch.equal(g_ours, g_kornia)
 
 
+def test_the_loops_in_place_steps_give_the_plain_formulas_bits(colour_faces):
+    """``straight_through_quantise`` and ``_from_tanh`` compute in place: the value and the
+    gradient must be those of the plain formulas, or every cached cloak would silently change."""
+    from explainer.attacks.common import _from_tanh
+    w0 = attacks.common._to_tanh(tensors.to_tensor(colour_faces)) + 0.01
+    runs = []
+    for from_tanh, stq in ((_from_tanh, attacks.straight_through_quantise),
+                           (lambda w: (torch.tanh(w) + 1) / 2, lambda x: x + (attacks.quantise(x) - x).detach())):
+        w = w0.clone().requires_grad_(True)
+        x = from_tanh(w)
+        q = stq(x)
+        (q ** 3 + x).sum().backward()
+        runs.append((x.detach(), q.detach(), w.grad))
+    assert (runs[0][1] != runs[0][0]).any()  # the quantisation did something
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
 def test_fawkes_cloaks_do_not_change_with_the_loops_dssim(colour_faces, monkeypatch):
     """The same Fawkes v0.3 and v1.0 cloaks, byte for byte, with kornia's SSIM in the loop."""
     x = tensors.to_tensor(colour_faces)

@@ -114,7 +114,8 @@ class DSSIMTo:
     follow the cloak are filtered channels-last (oneDNN copies an NCHW image into channel blocks
     around every depthwise convolution). The same operations on the same values as kornia's SSIM,
     in the same order: the value and its gradient equal ``dssim``'s (``tests/test_attacks.py``),
-    so the cloaks do too."""
+    so the cloaks do too. Sums and scalings whose result autograd does not keep run in place:
+    fewer full-size temporaries, the same bits."""
 
     C1, C2, EPS = 0.01 ** 2, 0.03 ** 2, 1e-12  # kornia's, for max_val 1
 
@@ -142,11 +143,11 @@ class DSSIMTo:
         """(1 - SSIM(x, clean)) / 2 per image."""
         mu1 = self._blur(x)
         mu1_sq, mu1_mu2 = mu1 ** 2, mu1 * self.mu2
-        sigma1_sq = self._blur(x ** 2) - mu1_sq
-        sigma12 = self._blur(x * self.clean) - mu1_mu2
-        num = (2.0 * mu1_mu2 + self.C1) * (2.0 * sigma12 + self.C2)
-        den = (mu1_sq + self.mu2_sq + self.C1) * (sigma1_sq + self.sigma2_sq + self.C2)
-        return (1.0 - (num / (den + self.EPS)).mean(dim=(1, 2, 3))) / 2.0
+        sigma1_sq = self._blur(x ** 2).sub_(mu1_sq)
+        sigma12 = self._blur(x * self.clean).sub_(mu1_mu2)
+        num = (2.0 * mu1_mu2).add_(self.C1) * sigma12.mul_(2.0).add_(self.C2)
+        den = (mu1_sq + self.mu2_sq).add_(self.C1) * sigma1_sq.add_(self.sigma2_sq).add_(self.C2)
+        return (1.0 - (num / den.add_(self.EPS)).mean(dim=(1, 2, 3))) / 2.0
 
 
 def grayscale_projection(x: torch.Tensor, gray: torch.Tensor) -> torch.Tensor:
@@ -227,7 +228,10 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
 
 def straight_through_quantise(x: torch.Tensor) -> torch.Tensor:
     """The 8-bit image in the forward pass, the identity in the backward pass (straight-through)."""
-    return x + (quantise(x) - x).detach()
+    # quantise(x) - x, computed in place: the attack loops call this on every full-size step
+    step = x.detach().clamp(0, 1)
+    step.mul_(255.0).round_().div_(255.0).sub_(x.detach())
+    return x + step
 
 
 @torch.no_grad()
@@ -254,7 +258,7 @@ def _to_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def _from_tanh(w: torch.Tensor) -> torch.Tensor:
-    return (torch.tanh(w) + 1) / 2
+    return (torch.tanh(w) + 1).div_(2)
 
 
 def _record(steps: int, every: int | None) -> set[int]:
