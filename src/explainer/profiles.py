@@ -93,7 +93,7 @@ _ATTACK_MODES_STRONG = {"fawkes-v0.3": "high", "fawkes-v1.0": "high", "lowkey": 
 
 PROFILES: Mapping[str, Profile] = _frozen({
     # ci keeps CI quick: weak modes and a 10-step LowKey, which do NOT reproduce the paper's
-    # settings (still enough to fool the attacked FaceNet); the defender's runs are shorter still.
+    # settings; the defender's own runs are shorter still.
     "ci": Profile(
         "ci", 10, 10, 1,
         UsersAttack(_frozen({"fawkes-v0.3": "min", "fawkes-v1.0": "low", "lowkey": "paper"}), _frozen({"lowkey": 10})),
