@@ -33,16 +33,17 @@ def run(attack: str, mode: str, canvases: np.ndarray, labels: np.ndarray, pool, 
     spec = attacks.get(attack)
     n_steps = spec.steps(mode)
     bare_every = max(1, n_steps // 8)
-    steps, bare_s, last = [], [], [0.0]
+    steps, bare_s = [], []
 
     def hook(step):
-        steps.append(time.perf_counter() - last[0])
+        nonlocal last
+        steps.append(time.perf_counter() - last)
         if step % bare_every == 0:
             bare_s.append(attacks.bare_step_seconds(extractors, x, attack, repeats=1))
-        last[0] = time.perf_counter()
+        last = time.perf_counter()  # the bare pass is not part of the next step
 
     prepared = spec.prepare(canvases, names, labels, pool, seed, Cache())
-    last[0] = time.perf_counter()
+    last = time.perf_counter()
     out, _, _ = spec.run_batch(x, extractors, mode, seed, None, hook, n_steps, prepared, 0)
     step_s = float(np.median(steps[1:]))  # the first step includes warm-up
     bare = float(np.median(bare_s))
