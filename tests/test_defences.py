@@ -112,6 +112,35 @@ def test_bf16_training_learns_as_float32_does_under_its_own_key(tmp_path):
     assert np.allclose(runs["bf16"].losses, runs["fp32"].losses, rtol=0.2, atol=0.02)
 
 
+def test_models_embedded_together_give_each_ones_own_bits_and_cache_entries(tmp_path, monkeypatch):
+    """Notebook 02's candidates are scored together, the frozen stages below them run once: the
+    embeddings must be those each model gives alone, stored where ``RobustModel.embeddings`` looks."""
+    import dataclasses
+    from explainer.cache import Cache
+    from explainer.defences import robust as robust_module
+    clean, cloaked, labels = _pairs()
+    trained = [defences.train_robust(clean, cloaked, np.arange(8), labels, recipe, start, epochs=1, batch_size=4,
+                                     cache=Cache(tmp_path / "models"), progress=False)
+               for recipe, start in (("align", "repeat_3"), ("align", "last_linear"), ("softmax", "last_linear"))]
+    canvases = np.concatenate([clean, cloaked, clean[:4]])  # 20 photos: a full batch of 16 and a short one
+    alone = [m.embeddings(canvases, Cache(tmp_path / "alone")) for m in trained]
+    assert not np.allclose(alone[0], alone[1], atol=1e-3) and not np.allclose(alone[1], alone[2], atol=1e-3)
+    joint_cache = Cache(tmp_path / "joint")
+    passed = []
+    shared = robust_module._through_shared_stages
+    monkeypatch.setattr(robust_module, "_through_shared_stages", lambda ms, *a: passed.append(ms) or shared(ms, *a))
+    first = defences.embed_jointly(trained[:2], canvases, joint_cache)
+    together = defences.embed_jointly(trained, canvases, joint_cache)
+    assert [len(ms) for ms in passed] == [2, 1] and passed[1][0] is trained[2]  # only what was missing
+    for a, b, c in zip(alone, together, first + [together[2]]):
+        assert np.array_equal(a, b) and np.array_equal(b, c)
+    def no_weights():
+        raise AssertionError("built a model whose embeddings were cached")
+    for m, emb in zip(trained, together):  # read back by the model alone, without building it
+        assert np.array_equal(dataclasses.replace(m, build=no_weights).embeddings(canvases, joint_cache), emb)
+    assert defences.embed_jointly(trained, canvases[:0], joint_cache)[0].shape == (0, 128)
+
+
 def test_softmax_recipe_trains_and_rejects_unknown_recipes(tmp_path):
     from explainer.cache import Cache
     clean, cloaked, labels = _pairs()

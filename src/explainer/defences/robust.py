@@ -81,6 +81,39 @@ class RobustModel:
         return zoo.cached_embeddings(["robust", self.key], lambda: self.extractor, canvases, cache, progress=progress)
 
 
+def embed_jointly(robust: list[RobustModel], canvases, cache=None, batch_size: int = 16) -> list[np.ndarray]:
+    """Each model's ``embeddings(canvases)``: the same values under the same cache entries,
+    computed together. Every model starts from the same frozen original stages, so on a miss
+    one pass through them per batch feeds every model that lacks these canvases, each from its
+    own start (a model trained from ``last_linear`` then costs next to nothing)."""
+    if len({m.base for m in robust}) > 1:
+        raise ValueError("models fine-tuned from different extractors share no stages")
+    canvases = frozen(canvases)  # keyed once per model: hashed once
+    return zoo.cached_embeddings_of([["robust", m.key] for m in robust],
+                                    lambda missing: _through_shared_stages([robust[i] for i in missing], canvases,
+                                                                           batch_size), canvases, cache)
+
+
+def _through_shared_stages(robust: list[RobustModel], canvases, batch_size: int) -> list[np.ndarray]:
+    # Extractor.forward of each model's StagedNet, step by step: the same operations on the same
+    # values (the early stages run in order, cut where a model starts), so the same bits.
+    original = zoo.load_model(robust[0].base, "cpu")
+    cuts = sorted({facenet.STAGES.index(m.start) for m in robust})
+    lates = [(facenet.STAGES.index(m.start), m.extractor.net.late) for m in robust]
+    out: list[list[torch.Tensor]] = [[] for _ in robust]
+    with torch.no_grad():
+        for i in range(0, len(canvases), batch_size):
+            x = original.preprocess(to_tensor(canvases[i:i + batch_size])).contiguous(memory_format=torch.channels_last)
+            at, done = {}, 0
+            for cut in cuts:
+                x = at[cut] = facenet.Stages(original.net, facenet.STAGES[done:cut])(x)
+                done = cut
+            for emb, (cut, late) in zip(out, lates):
+                emb.append(F.normalize(late(at[cut]).flatten(1).float(), dim=1))
+    dim = original.info.embedding_dim
+    return [torch.cat(e).numpy() if e else np.empty((0, dim), np.float32) for e in out]
+
+
 def _activations(stages: nn.Module, model: zoo.Extractor, canvases: np.ndarray, batch_size: int = 32) -> torch.Tensor:
     # channels-last: oneDNN's faster convolutions for the stages trained on these
     with torch.no_grad():

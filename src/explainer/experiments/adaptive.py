@@ -89,19 +89,18 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
     before, before_val = scores(lambda c: models.embeddings(base, c, cache, progress=False))
     before_val_clean = float(np.mean([v["clean_accuracy"] for v in before_val.values()]))
 
-    def candidate(recipe, start, trained_on):
-        robust = adaptive_model(scenario, public, {a: pub_cloaks[a] for a in trained_on}, recipe, start)
-        test, val = scores(lambda c: robust.embeddings(c, cache))
-        return {"recipe": recipe, "start": start, "trained_on": list(trained_on), "train_s": round(robust.train_s, 1),
-                "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
-                "validation_clean_accuracy": round(float(np.mean([v["clean_accuracy"] for v in val.values()])), 4),
-                "test": test, "model": robust}
+    def train(recipe, start, trained_on):
+        return adaptive_model(scenario, public, {a: pub_cloaks[a] for a in trained_on}, recipe, start)
 
-    tried = [candidate(r, s, tuple(attack_names)) for r in recipes for s in starts]
+    # all candidates first, then scored together: the frozen stages below them run once per photo
+    grid = [train(r, s, attack_names) for r in recipes for s in starts]
+    tried = [_candidate(m, attack_names, scores(lambda c, i=i: defences.embed_jointly(grid, c, cache)[i]))
+             for i, m in enumerate(grid)]
     chosen = {r: defences.select([c for c in tried if c["recipe"] == r], before_val_clean) for r in recipes}
     if ablations and attacks.HARDEST in attack_names and len(attack_names) > 1:
         without = tuple(a for a in attack_names if a != attacks.HARDEST)
-        tried.append(candidate("align", chosen["align"]["start"] if "align" in chosen else starts[-1], without))
+        robust = train("align", chosen["align"]["start"] if "align" in chosen else starts[-1], without)
+        tried.append(_candidate(robust, without, scores(lambda c: robust.embeddings(c, cache))))
 
     results = [r for c in chosen.values() for r in _candidate_rows(c, before, True)]
     candidate_rows = [r for c in tried for r in _candidate_rows(c, before, any(c is s for s in chosen.values()))]
@@ -115,6 +114,17 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
     return scenario.record("adaptive", AdaptiveRun(setting, scenario.profile, seed, public, cloaks, pub_cloaks,
                                                   {r: c["model"] for r, c in chosen.items()}, results, candidate_rows,
                                                   clean_photo, run_settings, compared))
+
+
+def _candidate(robust: "defences.RobustModel", trained_on, scored: tuple[dict, dict]) -> dict:
+    """A model tried: how it was trained, its figures on held-out public users (what
+    ``defences.select`` weighs) and its ``test`` figures on the protected users."""
+    test, val = scored
+    return {"recipe": robust.recipe, "start": robust.start, "trained_on": list(trained_on),
+            "train_s": round(robust.train_s, 1),
+            "validation_protection": round(float(np.mean([v["protection_rate"] for v in val.values()])), 4),
+            "validation_clean_accuracy": round(float(np.mean([v["clean_accuracy"] for v in val.values()])), 4),
+            "test": test, "model": robust}
 
 
 def _users_compared(scenario: Scenario, before: dict, chosen: dict, attack_names, classifiers) -> list[dict]:

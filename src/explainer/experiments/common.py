@@ -157,10 +157,11 @@ def watch_set(scenario: Scenario, attack_names=attacks.ATTACKS) -> tuple[np.ndar
 
 
 def original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dict:
-    """``canvases -> unit embeddings`` by name: the original FaceNet, then each robust model."""
+    """``canvases -> unit embeddings`` by name: the original FaceNet, then each robust model (the
+    robust models' computed together, ``defences.embed_jointly``)."""
     base = "facenet-keras"
     embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
-    embedders.update({m.name: (lambda c, m=m: m.embeddings(c, cache)) for m in robust})
+    embedders.update({m.name: (lambda c, i=i: defences.embed_jointly(robust, c, cache)[i]) for i, m in enumerate(robust)})
     return embedders
 
 

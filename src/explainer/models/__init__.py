@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -131,11 +132,26 @@ def cached_embeddings(key: list, extractor: Callable[[], Extractor], canvases, c
 
     Small batches bound the activation memory (batches of 64 took notebook 00 to 4.7 GB).
     """
-    from ..cache import Cache
+    return cached_embeddings_of(
+        [key], lambda _: [extractor().embed(canvases, batch_size=batch_size, progress=progress).numpy()],
+        canvases, cache)[0]
+
+
+def cached_embeddings_of(keys: list[list], compute_missing: Callable[[list[int]], list], canvases,
+                         cache=None) -> list:
+    """``cached_embeddings`` for several models at once, under the same cache entries: the
+    embeddings for each of ``keys``. ``compute_missing(indices)`` is called once, with the indices
+    of the keys not cached, and returns their embeddings in that order (one pass can then share
+    work between the models)."""
+    from ..cache import Cache, content_hash
     cache = cache if cache is not None else Cache()
-    return cache.get_or_compute(
-        "embeddings", [*key, canvases],
-        lambda: {"e": extractor().embed(canvases, batch_size=batch_size, progress=progress).numpy()})["e"]
+    hashed = [content_hash("embeddings", [*key, canvases]) for key in keys]
+    found = [cache.load("embeddings", h) for h in hashed]
+    missing = [i for i, f in enumerate(found) if f is None]
+    for i, emb in zip(missing, compute_missing(missing) if missing else []):
+        found[i] = {"e": np.asarray(emb)}
+        cache.save("embeddings", hashed[i], found[i])
+    return [f["e"] for f in found]
 
 
 def embeddings(name: str, canvases, cache=None, batch_size: int = 16, progress: bool = True):
