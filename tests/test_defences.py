@@ -200,6 +200,8 @@ def test_detector_learns_an_obvious_cloak(tmp_path):
     scores = trained.detector.scores(np.concatenate([clean, cloaked]))
     assert scores.shape == (16,) and ((0 <= scores) & (scores <= 1)).all()
     assert scores[8:].mean() > scores[:8].mean()
+    # its weights read back from the cache stay channels-last (oneDNN's fast convolutions)
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in trained.detector.parameters() if p.dim() == 4)
     crops = defences.random_crops(to_tensor(clean[:3]), 64, torch.Generator().manual_seed(0))
     assert crops.shape == (3, 3, 64, 64)
 

