@@ -213,6 +213,41 @@ def test_the_notebook_benchmarks_json_is_all_that_goes_to_stdout(tmp_path, monke
     assert "07_conclusion.ipynb: 0.1 s" in captured.err
 
 
+def test_cloak_strength_compares_two_reports_and_the_cloaks_both_caches_hold(tmp_path, capsys):
+    """``bench/cloak_strength.py``: experiment 01's attacked-FaceNet figures side by side, and the
+    cloak entries both caches hold counted as equal only when every array matches to the bit."""
+    import json
+    from explainer.cache import Cache
+    bench = _bench("cloak_strength")
+
+    def report(rate, dssim):
+        rows = [{"attack": a, "model": m, "attacked": True, "classifier": k, "protection_rate": rate,
+                 "unprotected_error": 0.05, "dssim_mean": dssim, "linf_max_255": 15}
+                for a in ("fawkes-v0.3", "lowkey") for m in ("facenet-keras", "dlib-resnet") for k in ("1nn", "linear")]
+        return {"results": rows, "settings": {"data": "lfw", "profile": "classroom", "seed": 0, "protected": ["a"],
+                                              "protected_users": 1, "protected_test_photos": 30}}
+    for name, rep in (("before", report(0.9, 0.004)), ("after", report(0.9, 0.005))):
+        (tmp_path / f"{name}.json").write_text(json.dumps(rep))
+    cloak = {"cloaked": np.arange(12, dtype=np.uint8).reshape(1, 2, 2, 3)}
+    for name in ("before", "after"):
+        Cache(tmp_path / name).save("cloaks", "same", cloak)
+        Cache(tmp_path / name).save("cloaks", "moved", {"cloaked": cloak["cloaked"] + (name == "after")})
+    Cache(tmp_path / "before").save("cloaks", "only-before", cloak)
+    page = tmp_path / "results.md"
+    assert bench.main([str(tmp_path / "before.json"), str(tmp_path / "after.json"), "--caches",
+                       str(tmp_path / "before"), str(tmp_path / "after"), "--markdown", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "| fawkes-v0.3 | 0.90, 0.90 | 0.050, 0.050 | 0.00400, 0.00500 | 15, 15 |" in out
+    assert "both caches: 2, equal to the bit: 1" in out and "dlib" not in out
+    text = page.read_text()
+    assert "## cloak strength before and after: lfw (classroom)" in text and "equal to the bit: 1." in text
+    other = report(0.9, 0.004)
+    other["settings"]["protected"] = ["b"]
+    (tmp_path / "after.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="protected"):
+        bench.main([str(tmp_path / "before.json"), str(tmp_path / "after.json")])
+
+
 def test_users_compared_text_gives_both_groups():
     from tests.test_arms_race import _compared_rows
     report = {"users_compared": _compared_rows(),

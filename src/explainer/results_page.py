@@ -21,7 +21,9 @@ its own data set's section). Rates are 1-NN protection rates on the protected us
 photos unless a row says otherwise; the "paper" column gives the figures the paper's authors
 reported for the same measure (see `explainer.paper` for the exact wording of each source).
 The "preparation" sections, written by `bench/notebooks.py --floor --markdown docs/results.md`,
-say how long the notebooks took to run, cold and warm.
+say how long the notebooks took to run, cold and warm; the "cloak strength" sections, written by
+`bench/cloak_strength.py`, compare experiment 01 run with the attacks' code before and after a
+change meant to keep the cloaks.
 Where a data set has people outside the setting, notebook 02's models are scored again with the
 protected users swapped for them (rows "on N people outside the setting"): people whom no
 setting was ever chosen on. The adaptive recipe's fixed settings (depths tried, learning rate,
