@@ -31,7 +31,7 @@ from explainer import attacks, defences, experiments, models, profiles, protocol
 
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
             lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None,
-            mirrored: bool = False) -> list[dict]:
+            mirrored: bool = False, flip: bool = False) -> list[dict]:
     scenario = experiments.Scenario(data, profile, seed, progress=progress)
     setting, cloaks = experiments.cloaked_setting(scenario)
     split, labels = setting.split, setting.labels
@@ -49,9 +49,10 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
         t = time.perf_counter()
         robust = experiments.adaptive_model(scenario, public, pub, "align", defences.STARTS[-1],
-                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr, mirrored=mirrored)
+                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr, mirrored=mirrored,
+                                            flip=flip)
         row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
-               "mirrored": mirrored,
+               "mirrored": mirrored, "flip": flip,
                "per_identity": round(n / len(public.train_identities), 2),
                "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
         for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
@@ -76,18 +77,20 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
 
 
 def parse_variant(spec: str) -> dict:
-    """``"mirrored,epochs=3"`` -> ``{"mirrored": True, "epochs": 3}``; ``"default"`` -> ``{}``."""
+    """``"mirrored,epochs=3"`` -> ``{"mirrored": True, "epochs": 3}``; ``"default"`` -> ``{}``.
+    ``mirrored`` adds every pair's mirror image (twice the steps); ``flip`` mirrors each pair at
+    random at every step (``defences.train_robust(flip=True)``, the same steps)."""
     kwargs = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
         if key == "default":
             continue
-        if key == "mirrored":
+        if key in ("mirrored", "flip"):
             kwargs[key] = True
         elif key in ("epochs", "lr", "lowkey_share"):
             kwargs[key] = int(value) if key == "epochs" else float(value)
         else:
-            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, mirrored)")
+            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, mirrored, flip)")
     return kwargs
 
 
@@ -148,7 +151,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mirrored", action="store_true", help="add every pair's mirror image (augmentation)")
     parser.add_argument("--variants", nargs="+", metavar="SPEC",
                         help="candidate recipes at the first share, e.g. default epochs=12 mirrored mirrored,epochs=3 "
-                             "(keys: epochs, lr, lowkey_share, mirrored); the rule of select_variant picks one")
+                             "(keys: epochs, lr, lowkey_share, mirrored, flip); the rule of select_variant picks one")
     parser.add_argument("--budget-s", type=float, default=300.0, help="training seconds a candidate may take")
     parser.add_argument("--markdown", metavar="PAGE", help="with --variants: write them into the results page")
     parser.add_argument("--seed", type=int, default=0)

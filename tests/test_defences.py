@@ -141,6 +141,29 @@ def test_models_embedded_together_give_each_ones_own_bits_and_cache_entries(tmp_
     assert defences.embed_jointly(trained, canvases[:0], joint_cache)[0].shape == (0, 128)
 
 
+def test_flip_mirrors_pairs_at_random_under_its_own_key_and_leaves_the_plain_run_alone(tmp_path):
+    """``train_robust(flip=True)``: a pair and its mirror image are drawn at random at every step,
+    both photos and the target mirrored together; without it, the training is the plain one."""
+    from explainer.cache import Cache
+    from explainer.defences import robust as robust_module
+    clean, cloaked, labels = _pairs()
+    common = dict(recipe="align", start="last_linear", epochs=3, lr=1e-3, batch_size=4, precision="fp32", progress=False)
+    plain = defences.train_robust(clean, cloaked, np.arange(8), labels, cache=Cache(tmp_path / "a"), **common)
+    again = defences.train_robust(clean, cloaked, np.arange(8), labels, cache=Cache(tmp_path / "b"), flip=False, **common)
+    flipped = defences.train_robust(clean, cloaked, np.arange(8), labels, cache=Cache(tmp_path / "a"), flip=True, **common)
+    assert again.key == plain.key and np.array_equal(again.losses, plain.losses)
+    assert flipped.key != plain.key and not np.array_equal(flipped.losses, plain.losses)
+    # the mirrored clean photo, pulled onto its own (mirrored) target: an embedding the plain model never trained on
+    mirrored = np.ascontiguousarray(cloaked[:, :, ::-1])
+    target = models.load_model("facenet-keras", "cpu").embed(np.ascontiguousarray(clean[:, :, ::-1]))
+    gaps = {n: (m.extractor.embed(mirrored) - target).norm(dim=1).mean().item() for n, m in (("plain", plain), ("flip", flipped))}
+    assert gaps["flip"] < gaps["plain"], gaps
+    plain_rows, mirror_rows = torch.zeros(64, 2, 3), torch.ones(64, 2, 3)
+    merged, same = robust_module._mirrored_at_random(torch.Generator().manual_seed(0), (plain_rows, mirror_rows),
+                                                     (plain_rows[:, 0, 0], mirror_rows[:, 0, 0]))
+    assert torch.equal(merged[:, 0, 0], same) and 10 < same.sum() < 54  # one draw per row, shared by every pair
+
+
 def test_softmax_recipe_trains_and_rejects_unknown_recipes(tmp_path):
     from explainer.cache import Cache
     clean, cloaked, labels = _pairs()

@@ -271,7 +271,7 @@ def test_recipe_candidates_are_chosen_on_held_out_users_within_the_time_budget(t
     people outside the setting, skips candidates over the training budget, and the page shows all."""
     bench = _bench("adaptive_pairs")
     assert bench.parse_variant("mirrored,epochs=3") == {"mirrored": True, "epochs": 3}
-    assert bench.parse_variant("default") == {}
+    assert bench.parse_variant("default") == {} and bench.parse_variant("flip,epochs=9") == {"flip": True, "epochs": 9}
 
     def row(variant, train_s, val, val_clean, outside):
         attacks_ = {a: {"validation_protection_after": val, "protection_after": 0.0, "protection_before": 1.0,

@@ -125,7 +125,7 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
                  recipe: str = "align", start: str = STARTS[-1], base: str = "facenet-keras", epochs: int = 10,
                  lr: float = 2.5e-4, batch_size: int = 32, seed: int = 0, trained_on: tuple[str, ...] = (),
                  precision: str | None = None, cache=None, progress: bool = True,
-                 watch: np.ndarray | None = None) -> RobustModel:
+                 watch: np.ndarray | None = None, flip: bool = False) -> RobustModel:
     """Fine-tune ``base`` from stage ``start`` up on clean/cloaked pairs of public photos (cached).
 
     ``clean`` (M, H, W, 3) uint8 public photos with identity ``labels`` (M,); ``cloaked``
@@ -144,7 +144,9 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
 
     ``watch`` (W, H, W, 3) canvases are embedded before training and after every epoch (no
     retraining, no extra randomness): ``watch_emb``, how the model moves them as it learns
-    (notebook 02's animation). They join the cache key only when given.
+    (notebook 02's animation). They join the cache key only when given. ``flip``: at every step
+    each pair is replaced, with probability 1/2, by its mirror image (both photos mirrored, the
+    target the mirrored clean photo's), for the same cost per step; it joins the key only when set.
     """
     if recipe not in RECIPES:
         raise ValueError(f"Unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
@@ -156,11 +158,12 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
     source, labels = np.asarray(source), np.asarray(labels)
     key_parts = [ROBUST_VERSION, base, recipe, start, epochs, lr, batch_size, seed, precision, clean, cloaked, source,
                  labels if recipe == "softmax" else None] + ([watch] if watch is not None else [])
+    key_parts += ["flip"] if flip else []
     key = content_hash("robust", key_parts)
 
     def compute():
         return _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, batch_size, seed, precision,
-                          progress, watch)
+                          progress, watch, flip)
 
     def build() -> zoo.Extractor:
         found = cache.get_or_compute("robust", key_parts, compute)
@@ -177,15 +180,16 @@ def train_robust(clean: np.ndarray, cloaked: np.ndarray, source: np.ndarray, lab
 
 
 def _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, batch_size, seed, precision,
-               progress, watch=None) -> dict:
+               progress, watch=None, flip=False) -> dict:
     """Train ``base``'s stages from ``start`` up on the pairs with ``recipe``; the trained weights as arrays."""
     model = zoo.load_model(base, "cpu")
     early, late = facenet.split_at(model.net, start)
     late.eval()  # fine-tune weights, keep BatchNorm statistics
     t0 = time.perf_counter()
     a_clean, a_cloaked = _activations(early, model, clean), _activations(early, model, cloaked)
-    with torch.no_grad():
-        target = F.normalize(late(a_clean), dim=1)  # f0(clean): late is still the original here
+    mirrored = [_activations(early, model, np.ascontiguousarray(x[:, :, ::-1])) for x in (clean, cloaked)] if flip else []
+    with torch.no_grad():  # f0(clean): late is still the original here
+        target, *target_mirrored = [F.normalize(late(a), dim=1) for a in [a_clean, *mirrored[:1]]]
     classes, y = np.unique(labels, return_inverse=True)
     y = torch.from_numpy(y)
     params = list(late.parameters())
@@ -207,10 +211,13 @@ def _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, 
 
     def batch_loss(batch):
         s = src[batch]
+        k, c, t = a_cloaked[batch], a_clean[s], target[s]
+        if flip:
+            k, c, t = _mirrored_at_random(gen, (k, mirrored[1][batch]), (c, mirrored[0][s]), (t, target_mirrored[0][s]))
         if recipe == "align":
-            e_cloaked, e_clean = embed(torch.cat([a_cloaked[batch], a_clean[s]])).split(len(batch))
-            return ((e_cloaked - target[s]) ** 2).sum(1).mean() + 2 * ((e_clean - target[s]) ** 2).sum(1).mean()
-        emb = embed(torch.cat([a_cloaked[batch], a_clean[s]]))
+            e_cloaked, e_clean = embed(torch.cat([k, c])).split(len(batch))
+            return ((e_cloaked - t) ** 2).sum(1).mean() + 2 * ((e_clean - t) ** 2).sum(1).mean()
+        emb = embed(torch.cat([k, c]))
         return F.cross_entropy(30.0 * emb @ F.normalize(weight, dim=1).T, torch.cat([y[s], y[s]]))
 
     watched = []
@@ -224,6 +231,13 @@ def _fine_tune(base, recipe, start, clean, cloaked, source, labels, epochs, lr, 
     losses = run_epochs(batch_loss, opt, sched, epochs, len(src), batch_size, gen,
                         f"robust {base} ({recipe}, from {start})", progress, look if a_watch is not None else None)
     return {**trained_arrays(late, t0, losses), **({"watch_emb": np.stack(watched)} if watched else {})}
+
+
+def _mirrored_at_random(gen: torch.Generator, *pairs: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """Each (plain, mirrored) pair of batches merged: row i from the mirrored batch with
+    probability 1/2, the same draw for every pair."""
+    take = torch.rand(len(pairs[0][0]), generator=gen) < 0.5
+    return [torch.where(take.view(-1, *[1] * (plain.dim() - 1)), mirror, plain) for plain, mirror in pairs]
 
 
 def select(candidates: list[dict], before_clean_accuracy: float, tolerance: float = 0.02) -> dict:

@@ -110,13 +110,15 @@ def defender_data(scenario: Scenario, attack_names=attacks.ATTACKS
 
 def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
                    recipe: str = "align", start: str = defences.STARTS[-1], lowkey_share: float | None = None,
-                   epochs: int | None = None, lr: float | None = None, mirrored: bool = False) -> "defences.RobustModel":
+                   epochs: int | None = None, lr: float | None = None, mirrored: bool = False,
+                   flip: bool = False) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
     among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
     ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
     and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
     (``bench/adaptive_pairs.py`` varies them). ``mirrored`` adds every pair's mirror image
-    (``defences.mirrored_pairs``)."""
+    (``defences.mirrored_pairs``); ``flip`` mirrors pairs at random as it trains
+    (``defences.train_robust``)."""
     setting, training, seed, cache, progress = (scenario.setting, scenario.sizes.training, scenario.seed,
                                                 scenario.cache, scenario.progress)
     # the model the story follows (notebooks 02, 04, 05) also records how it moves a few photos
@@ -128,7 +130,7 @@ def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_clo
         clean, clean_labels, cloaked, source_idx = defences.mirrored_pairs(clean, clean_labels, cloaked, source_idx)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
                                  epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,
-                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress, watch=watch)
+                                 trained_on=tuple(public_cloaks), cache=cache, progress=progress, watch=watch, flip=flip)
 
 
 WATCH_OTHERS, WATCH_PHOTOS = 8, 4  # other people shown around the watched user, photos each
