@@ -238,9 +238,11 @@ def test_cloak_strength_compares_two_reports_and_the_cloaks_both_caches_hold(tmp
                        str(tmp_path / "before"), str(tmp_path / "after"), "--markdown", str(page)]) == 0
     out = capsys.readouterr().out
     assert "| fawkes-v0.3 | 0.90, 0.90 | 0.050, 0.050 | 0.00400, 0.00500 | 15, 15 |" in out
-    assert "both caches: 2, equal to the bit: 1" in out and "dlib" not in out
+    assert "before 3, after 2, in both caches: 2, equal to the bit: 1" in out and "dlib" not in out
     text = page.read_text()
     assert "## cloak strength before and after: lfw (classroom)" in text and "equal to the bit: 1." in text
+    assert bench.main([str(tmp_path / "before.json"), "--caches", str(tmp_path / "before"), str(tmp_path / "after")]) == 0
+    assert "| fawkes-v0.3 | 0.90 | 0.050 | 0.00400 | 15 |" in capsys.readouterr().out  # no report after: the cloaks say it
     other = report(0.9, 0.004)
     other["settings"]["protected"] = ["b"]
     (tmp_path / "after.json").write_text(json.dumps(other))
