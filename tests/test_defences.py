@@ -139,6 +139,11 @@ def test_models_embedded_together_give_each_ones_own_bits_and_cache_entries(tmp_
     for m, emb in zip(trained, together):  # read back by the model alone, without building it
         assert np.array_equal(dataclasses.replace(m, build=no_weights).embeddings(canvases, joint_cache), emb)
     assert defences.embed_jointly(trained, canvases[:0], joint_cache)[0].shape == (0, 128)
+    loads = []  # scored one after the other, the models read the cache once each, not once per model each
+    monkeypatch.setattr(joint_cache, "load", lambda *a, load=joint_cache.load: loads.append(a) or load(*a))
+    for embed, emb in zip(defences.joint_embedders(trained, joint_cache), together):
+        assert np.array_equal(embed(canvases), emb) and np.array_equal(embed(canvases.copy()), emb)
+    assert len(loads) == len(trained)
 
 
 def test_flip_mirrors_pairs_at_random_under_its_own_key_and_leaves_the_plain_run_alone(tmp_path):

@@ -15,15 +15,16 @@ from .hybrid import (HybridCurves, choose_tau, hybrid_curves, nearest, project, 
                      union_gallery_evaluation)
 from .public import (PublicData, lowkey_extra, lowkey_extra_photos, mirrored_pairs, pair_data, profile_public_data,
                      public_cloaks, public_data, validation_scores, validation_split)
-from .robust import (RECIPES, ROBUST_VERSION, STARTS, RobustModel, StagedNet, embed_jointly, select, train_robust,
-                     with_clean_photos)
+from .robust import (RECIPES, ROBUST_VERSION, STARTS, RobustModel, StagedNet, embed_jointly, joint_embedders, select,
+                     train_robust, with_clean_photos)
 from .training import load_trained, run_epochs, trained_arrays, warmup_cosine
 from .uploads import SOCIAL_NETWORK, downscale, jpeg
 
 __all__ = ["DETECTOR_CROP", "DETECTOR_VERSION", "Detector", "HybridCurves", "PublicData", "RECIPES", "ROBUST_VERSION",
            "RobustModel", "SOCIAL_NETWORK", "STARTS", "StagedNet", "TrainedDetector", "choose_tau", "choose_threshold",
-           "detection_metrics", "downscale", "embed_jointly", "hybrid_curves", "jpeg", "load_trained", "lowkey_extra",
-           "lowkey_extra_photos", "mirrored_pairs", "nearest", "pair_data", "profile_public_data", "project", "public_cloaks",
+           "detection_metrics", "downscale", "embed_jointly", "hybrid_curves", "joint_embedders", "jpeg", "load_trained",
+           "lowkey_extra", "lowkey_extra_photos", "mirrored_pairs", "nearest", "pair_data", "profile_public_data", "project",
+           "public_cloaks",
            "public_data", "random_crops", "run_epochs", "select", "threshold_predict", "train_detector", "train_probe",
            "train_robust", "trained_arrays", "union_gallery_evaluation", "validation_scores", "validation_split",
            "warmup_cosine", "with_clean_photos"]

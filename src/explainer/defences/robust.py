@@ -94,6 +94,24 @@ def embed_jointly(robust: list[RobustModel], canvases, cache=None, batch_size: i
                                                                            batch_size), canvases, cache)
 
 
+def joint_embedders(robust: list[RobustModel], cache=None) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """One ``canvases -> embeddings`` per model, equal to ``robust[i].embeddings``: the first
+    call on a set of canvases runs :func:`embed_jointly` for every model and keeps the result,
+    so the other models take their share of it instead of reading all the cache entries again
+    (N models scored one after the other: N reads per set of canvases, not N x N)."""
+    joint: dict[str, list[np.ndarray]] = {}
+
+    def embedder(i: int):
+        def embed(canvases):
+            canvases = frozen(canvases)
+            key = content_hash("joint", [canvases])  # a frozen array's digest is remembered
+            if key not in joint:
+                joint[key] = embed_jointly(robust, canvases, cache)
+            return joint[key][i]
+        return embed
+    return [embedder(i) for i in range(len(robust))]
+
+
 def _through_shared_stages(robust: list[RobustModel], canvases, batch_size: int) -> list[np.ndarray]:
     # Extractor.forward of each model's StagedNet, step by step: the same operations on the same
     # values (the early stages run in order, cut where a model starts), so the same bits.

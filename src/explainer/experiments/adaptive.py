@@ -94,8 +94,7 @@ def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES
 
     # all candidates first, then scored together: the frozen stages below them run once per photo
     grid = [train(r, s, attack_names) for r in recipes for s in starts]
-    tried = [_candidate(m, attack_names, scores(lambda c, i=i: defences.embed_jointly(grid, c, cache)[i]))
-             for i, m in enumerate(grid)]
+    tried = [_candidate(m, attack_names, scores(embed)) for m, embed in zip(grid, defences.joint_embedders(grid, cache))]
     chosen = {r: defences.select([c for c in tried if c["recipe"] == r], before_val_clean) for r in recipes}
     if ablations and attacks.HARDEST in attack_names and len(attack_names) > 1:
         without = tuple(a for a in attack_names if a != attacks.HARDEST)

@@ -111,14 +111,15 @@ def defender_data(scenario: Scenario, attack_names=attacks.ATTACKS
 def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_cloaks: dict[str, attacks.CloakResult],
                    recipe: str = "align", start: str = defences.STARTS[-1], lowkey_share: float | None = None,
                    epochs: int | None = None, lr: float | None = None, mirrored: bool = False,
-                   flip: bool = False) -> "defences.RobustModel":
+                   flip: bool = False, train_seed: int | None = None) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
     among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
     ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
     and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
     (``bench/adaptive_pairs.py`` varies them). ``mirrored`` adds every pair's mirror image
     (``defences.mirrored_pairs``); ``flip`` mirrors pairs at random as it trains
-    (``defences.train_robust``)."""
+    (``defences.train_robust``). ``train_seed`` (default: the scenario's) seeds the training
+    alone: the same pairs, another draw of batches, for the spread of one recipe."""
     setting, training, seed, cache, progress = (scenario.setting, scenario.sizes.training, scenario.seed,
                                                 scenario.cache, scenario.progress)
     # the model the story follows (notebooks 02, 04, 05) also records how it moves a few photos
@@ -129,7 +130,8 @@ def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_clo
     if mirrored:
         clean, clean_labels, cloaked, source_idx = defences.mirrored_pairs(clean, clean_labels, cloaked, source_idx)
     return defences.train_robust(clean, cloaked, source_idx, clean_labels, recipe, start, "facenet-keras",
-                                 epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr, seed=seed,
+                                 epochs=epochs or training.robust_epochs, lr=lr or training.robust_lr,
+                                 seed=seed if train_seed is None else train_seed,
                                  trained_on=tuple(public_cloaks), cache=cache, progress=progress, watch=watch, flip=flip)
 
 
@@ -163,7 +165,7 @@ def original_and_robust(robust: list["defences.RobustModel"], cache=None) -> dic
     robust models' computed together, ``defences.embed_jointly``)."""
     base = "facenet-keras"
     embedders = {f"{base} (original)": lambda c: models.embeddings(base, c, cache, progress=False)}
-    embedders.update({m.name: (lambda c, i=i: defences.embed_jointly(robust, c, cache)[i]) for i, m in enumerate(robust)})
+    embedders.update(zip([m.name for m in robust], defences.joint_embedders(robust, cache)))
     return embedders
 
 
