@@ -22,16 +22,21 @@ about 18 minutes per 140 LFW photos on 2 cores. Nothing is asserted: this prints
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
+
+import numpy as np
 
 from explainer import attacks, defences, experiments, models, profiles, protocol
 
 
 def measure(data: str, profile: str, shares: list[float], seed: int = 0, progress: bool = True,
             lowkey_share: float | None = None, epochs: int | None = None, lr: float | None = None,
-            mirrored: bool = False, flip: bool = False) -> list[dict]:
+            mirrored: bool = False, flip: bool = False, train_seed: int | None = None, lowkey_steps: int | None = None,
+            held_out_lowkey_steps: int | None = None, tta: bool = False, ensemble: int = 1,
+            refit: bool = False, users: float = 1.0) -> list[dict]:
     scenario = experiments.Scenario(data, profile, seed, progress=progress)
     setting, cloaks = experiments.cloaked_setting(scenario)
     split, labels = setting.split, setting.labels
@@ -45,23 +50,36 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
         budget = resolved.defender
         public = defences.public_data(setting, budget.per_identity, budget.validation_fraction, seed, share)
         n = len(public.train)
-        pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress) for a in attacks.ATTACKS}
-        n_extra = len(defences.lowkey_extra_photos(setting, public, profile, seed, lowkey_share))
+        pub = {a: defences.public_cloaks(setting, public, a, profile, seed, progress,
+                                         steps=lowkey_steps if a == attacks.HARDEST else None) for a in attacks.ATTACKS}
+        held_out = {a: c.cloaked[n:] for a, c in pub.items()}  # the held-out users' cloaks the rule scores on
+        if held_out_lowkey_steps:
+            held_out[attacks.HARDEST] = defences.public_cloaks(setting, public, attacks.HARDEST, profile, seed, progress,
+                                                               steps=held_out_lowkey_steps).cloaked[n:]
+        fit_on, fit_cloaks = trained_on(public, pub, labels, refit, users, seed)
+        n_extra = len(defences.lowkey_extra_photos(setting, fit_on, profile, seed, lowkey_share))
         t = time.perf_counter()
-        robust = experiments.adaptive_model(scenario, public, pub, "align", defences.STARTS[-1],
-                                            lowkey_share=lowkey_share, epochs=epochs, lr=lr, mirrored=mirrored,
-                                            flip=flip)
-        row = {"share": share, "pairs_per_attack": n, "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
-               "mirrored": mirrored, "flip": flip,
-               "per_identity": round(n / len(public.train_identities), 2),
-               "train_s": round(robust.train_s, 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
-        for name, embed in (("before", original), ("after", lambda c: robust.embeddings(c))):
+        first_seed = seed if train_seed is None else train_seed
+        members = [experiments.adaptive_model(scenario, fit_on, fit_cloaks, "align", defences.STARTS[-1],
+                                              lowkey_share=lowkey_share, epochs=epochs, lr=lr, mirrored=mirrored,
+                                              flip=flip, train_seed=train_seed if k == 0 else first_seed + k)
+                   for k in range(ensemble)]
+        row = {"share": share, "pairs_per_attack": len(fit_on.train), "extra_lowkey_pairs": n_extra, "epochs": epochs, "lr": lr,
+               "mirrored": mirrored, "flip": flip, "tta": tta, "ensemble": ensemble, "refit": refit,
+               "training_users": int(len(fit_on.train_identities)), "train_seed": first_seed,
+               "lowkey_steps": lowkey_steps or resolved.defender.steps[attacks.HARDEST],
+               "held_out_lowkey_steps": held_out_lowkey_steps or lowkey_steps or resolved.defender.steps[attacks.HARDEST],
+               "per_identity": round(len(fit_on.train) / len(fit_on.train_identities), 2),
+               "train_s": round(sum(m.train_s for m in members), 1), "wall_s": round(time.perf_counter() - t, 1), "attacks": {}}
+        after = ((lambda c: averaged([m.embeddings for m in members], c, tta)) if tta or ensemble > 1
+                 else (lambda c: members[0].embeddings(c)))
+        for name, embed in (("before", original), ("after", after)):
             clean = embed(setting.canvases)
             row[f"clean_accuracy_{name}"] = round(1 - protocol.clean_error(split, labels, clean, "1nn", seed), 4)
             for a in attacks.ATTACKS:
                 test = protocol.evaluate_embeddings(split, labels, clean, dict(zip(protected_idx.tolist(),
                                                                                    embed(cloaks[a].cloaked))), "1nn", seed)
-                val = defences.validation_scores(setting, public, clean, embed(pub[a].cloaked[n:]), seed=seed)
+                val = defences.validation_scores(setting, public, clean, embed(held_out[a]), seed=seed)
                 row[f"validation_clean_accuracy_{name}"] = round(val["clean_accuracy"], 4)  # what select() weighs
                 row["attacks"].setdefault(a, {}).update({f"validation_protection_{name}": round(val["protection_rate"], 4),
                                                          f"protection_{name}": round(test.protection_rate, 4)})
@@ -76,21 +94,61 @@ def measure(data: str, profile: str, shares: list[float], seed: int = 0, progres
     return rows
 
 
+def trained_on(public, pub: dict, labels, refit: bool, users: float, seed: int):
+    """The public photos and cloaks a candidate trains on: ``public`` as chosen; with ``refit``,
+    every public user (the held-out ones too); with ``users`` < 1, that share of the training
+    users (seeded), the held-out users unchanged: how protection on them grows with people."""
+    if refit:
+        return public.refit(), pub
+    if users >= 1:
+        return public, pub
+    ids = public.train_identities
+    ids = np.sort(np.random.default_rng([seed, 4245]).choice(ids, max(1, round(users * len(ids))), replace=False))
+    keep, n = np.isin(labels[public.train], ids), len(public.train)
+    cloaks = {a: dataclasses.replace(c, cloaked=np.concatenate([c.cloaked[:n][keep], c.cloaked[n:]])) for a, c in pub.items()}
+    return defences.PublicData(public.train[keep], public.validation, ids, public.validation_identities), cloaks
+
+
+def averaged(embedders, canvases, mirror: bool = False) -> np.ndarray:
+    """Unit embeddings averaged over ``embedders`` (models trained with different seeds) and,
+    with ``mirror``, over each photo and its mirror image (a cloak is made for the photo as it
+    is; a face is nearly symmetric), then normalised."""
+    views = [canvases] + ([np.ascontiguousarray(np.asarray(canvases)[:, :, ::-1])] if mirror else [])
+    e = sum(embed(v) for embed in embedders for v in views)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
+
+
 def parse_variant(spec: str) -> dict:
     """``"mirrored,epochs=3"`` -> ``{"mirrored": True, "epochs": 3}``; ``"default"`` -> ``{}``.
     ``mirrored`` adds every pair's mirror image (twice the steps); ``flip`` mirrors each pair at
-    random at every step (``defences.train_robust(flip=True)``, the same steps)."""
+    random at every step (``defences.train_robust(flip=True)``, the same steps); ``seed=N`` trains
+    with seed N (the same pairs and split: one recipe's spread over training draws);
+    ``lowkey_steps=N``: the defender's LowKey cloaks of its public photos (training pairs and
+    held-out users) run for N steps (the further LowKey pairs keep the profile's); ``tta``: the
+    trained model embeds each photo as the mean of its and its mirror image's embeddings;
+    ``ensemble=K``: K models trained with seeds seed, seed + 1, ..., their embeddings averaged
+    (K times the training); ``refit``: the recipe trained on every public user's pairs, the
+    held-out users' too (their figures then say nothing: not a candidate for the rule);
+    ``users=F``: trained on that share of the training users alone."""
     kwargs = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
         if key == "default":
             continue
-        if key in ("mirrored", "flip"):
+        if key in ("mirrored", "flip", "tta", "refit"):
             kwargs[key] = True
+        elif key == "ensemble":
+            kwargs[key] = int(value)
+        elif key == "users":
+            kwargs[key] = float(value)
         elif key in ("epochs", "lr", "lowkey_share"):
             kwargs[key] = int(value) if key == "epochs" else float(value)
+        elif key == "seed":
+            kwargs["train_seed"] = int(value)
+        elif key == "lowkey_steps":
+            kwargs[key] = int(value)
         else:
-            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, mirrored, flip)")
+            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, lowkey_steps, mirrored, flip, tta, ensemble, refit, users, seed)")
     return kwargs
 
 
@@ -98,11 +156,35 @@ def select_variant(rows: list[dict], budget_s: float) -> dict:
     """The rule, on held-out public users only: among candidates that train within ``budget_s``,
     ``defences.select`` (lowest mean validation protection, validation clean accuracy within 2
     points of the original model's). The protected users and the people outside the setting
-    play no part."""
-    affordable = [r for r in rows if r["train_s"] <= budget_s] or rows
+    play no part. Rows trained with another seed (``seed=``) measure a recipe's spread: they are
+    not candidates."""
+    recipes = [r for r in rows if "seed=" not in r["variant"] and not r.get("refit")] or rows
+    affordable = [r for r in recipes if r["train_s"] <= budget_s] or recipes
     scored = [{"row": r, "validation_protection": r["validation_protection_mean_after"],
                "validation_clean_accuracy": r["validation_clean_accuracy_after"]} for r in affordable]
     return defences.select(scored, rows[0]["validation_clean_accuracy_before"])["row"]
+
+
+def seed_spread(rows: list[dict]) -> list[dict]:
+    """One row per recipe trained with several seeds (variants equal but for ``seed=``): each
+    figure's mean over the seeds, with its lowest and highest, per attack."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        recipe = ",".join(p for p in r["variant"].split(",") if not p.startswith("seed=")) or "default"
+        groups.setdefault(recipe, []).append(r)
+
+    def mean_range(values):
+        return f"{sum(values) / len(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+    def per_attack(rs, key):
+        return " / ".join(mean_range([r["attacks"][a].get(key, float("nan")) for r in rs]) for a in rs[0]["attacks"])
+    return [{"recipe": recipe, "training seeds": " ".join(str(r.get("train_seed", "?")) for r in rs),
+             "held-out public users": "(trained on them)" if rs[0].get("refit")
+             else per_attack(rs, "validation_protection_after"),
+             "setting's protected users": per_attack(rs, "protection_after"),
+             "people outside the setting": per_attack(rs, "outside_protection_after"),
+             "outside: clean accuracy": mean_range([r.get("outside_clean_accuracy_after", float("nan")) for r in rs])}
+            for recipe, rs in groups.items() if len(rs) > 1]
 
 
 def write_section(page: str, data: str, profile: str, rows: list[dict], budget_s: float) -> None:
@@ -114,10 +196,12 @@ def write_section(page: str, data: str, profile: str, rows: list[dict], budget_s
 
     def rates(r, key):
         return " / ".join(f"{r['attacks'][a].get(key, float('nan')):.2f}" for a in names)
+    trained_on_them = "(trained on them)"  # a refit model's held-out figures say nothing
     table = [{"candidate": r["variant"], "train s": r["train_s"],
-              "held-out public users: protection (mean)": f"{rates(r, 'validation_protection_after')} "
-                                                          f"({r['validation_protection_mean_after']:.3f})",
-              "held-out: clean accuracy": f"{r['validation_clean_accuracy_after']:.3f}",
+              "held-out public users: protection (mean)": trained_on_them if r.get("refit") else
+              f"{rates(r, 'validation_protection_after')} ({r['validation_protection_mean_after']:.3f})",
+              "held-out: clean accuracy": trained_on_them if r.get("refit") else
+              f"{r['validation_clean_accuracy_after']:.3f}",
               "selected": "yes" if r["selected"] else "",
               "setting's protected users": rates(r, "protection_after"),
               "people outside the setting": rates(r, "outside_protection_after"),
@@ -130,10 +214,19 @@ def write_section(page: str, data: str, profile: str, rows: list[dict], budget_s
         f"The rule picks on the held-out public users only: among candidates that train within {budget_s:.0f} s, "
         f"the lowest mean protection whose clean accuracy is within 2 points of the original model's "
         f"({rows[0]['validation_clean_accuracy_before']:.3f}). The last three columns played no part in the choice. "
+        f"Not candidates: `seed=N` rows (the recipe trained with another seed: its spread) and `refit` rows (the "
+        f"recipe trained again with the held-out users' pairs too, as notebook 02 deploys it: the held-out users "
+        f"cannot judge it). `users=F`: trained on that share of the training users (how protection on the held-out users changes with the number of people trained on). "
+        f"`lowkey_steps=N`: the defender's LowKey cloaks of its public photos, held-out users' included, run for N steps. "
         f"The original model's protection: {rates(rows[0], 'protection_before')} on the setting's protected users, "
         f"{rates(rows[0], 'outside_protection_before')} on the people outside it, with clean accuracy "
         f"{rows[0].get('outside_clean_accuracy_before', float('nan')):.3f}.\n\n"
         ) + results_page.markdown_table(table)
+    spread = seed_spread(rows)
+    if spread:
+        text += ("\nThe same recipe trained with other seeds (the same pairs, split and users; another draw of "
+                 "batches): each figure's mean over the seeds, lowest-highest in brackets.\n\n"
+                 + results_page.markdown_table(spread))
     results_page.update_page(page, title, text)
     print(f"wrote {title} into {page}", file=sys.stderr)
 
@@ -151,14 +244,18 @@ def main(argv=None) -> int:
     parser.add_argument("--mirrored", action="store_true", help="add every pair's mirror image (augmentation)")
     parser.add_argument("--variants", nargs="+", metavar="SPEC",
                         help="candidate recipes at the first share, e.g. default epochs=12 mirrored mirrored,epochs=3 "
-                             "(keys: epochs, lr, lowkey_share, mirrored, flip); the rule of select_variant picks one")
+                             "(keys: epochs, lr, lowkey_share, lowkey_steps, mirrored, flip, tta, ensemble, refit, users, seed: training seed); the rule of select_variant picks one")
+    parser.add_argument("--held-out-lowkey-steps", type=int, default=None,
+                        help="score every candidate on held-out users' LowKey cloaks of this many steps (default: "
+                             "the candidate's own; the users' strength makes the rule compare like with like)")
     parser.add_argument("--budget-s", type=float, default=300.0, help="training seconds a candidate may take")
     parser.add_argument("--markdown", metavar="PAGE", help="with --variants: write them into the results page")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.variants:
-        rows = [dict(measure(args.data, args.profile, args.shares[:1], args.seed, sys.stderr.isatty(), **kwargs)[0],
+        rows = [dict(measure(args.data, args.profile, args.shares[:1], args.seed, sys.stderr.isatty(),
+                             held_out_lowkey_steps=args.held_out_lowkey_steps, **kwargs)[0],
                      variant=spec) for spec, kwargs in ((v, parse_variant(v)) for v in args.variants)]
         chosen = select_variant(rows, args.budget_s)
         for r in rows:

@@ -377,3 +377,20 @@ def test_pair_data_appends_the_extra_pairs_after_every_attacks(orl_ci):
     assert np.array_equal(labels, orl_ci.labels[np.concatenate([public.train, extra_idx])])
     plain = defences.pair_data(orl_ci, public, cloaks)
     assert len(plain[0]) == n and np.array_equal(plain[3], np.tile(np.arange(n), 2))
+
+
+def test_refit_trains_on_every_public_user_with_each_cloak_beside_its_own_photo(orl_ci):
+    """``PublicData.refit``: the deployed model's data, the held-out users' pairs and further
+    LowKey photos joining the training users', never a protected user's or a probe."""
+    public = defences.public_data(orl_ci, per_identity=2, validation_fraction=0.25, seed=0)
+    everyone = public.refit()
+    assert np.array_equal(everyone.train, public.all) and not len(everyone.validation)
+    assert set(everyone.train_identities) == set(public.train_identities) | set(public.validation_identities)
+    canvases = orl_ci.canvases
+    cloaks = {a: SimpleNamespace(cloaked=255 - canvases[public.all]) for a in ("fawkes-v1.0", "lowkey")}
+    clean, labels, cloaked, source = defences.pair_data(orl_ci, everyone, cloaks)
+    assert np.array_equal(cloaked, 255 - clean[source]) and set(labels) == set(everyone.train_identities)
+    extra = defences.lowkey_extra_photos(orl_ci, everyone, "ci", seed=0, share=1.0)
+    assert set(orl_ci.labels[extra]) == set(everyone.train_identities)  # held-out users' further photos too
+    assert not np.isin(orl_ci.labels[np.concatenate([everyone.all, extra])], orl_ci.split.protected).any()
+    assert np.isin(extra, orl_ci.split.train).all()

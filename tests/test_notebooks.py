@@ -34,6 +34,14 @@ def test_notebook_runs_in_ci_profile(name, ci_notebook):
         assert "Settings chosen on" in html and "held-out public users" in html and "partly on the test users" in html
         # ORL's ci setting leaves people outside it: the same models are scored on them too
         assert "on people outside the setting: fawkes-v0.3" in html and "never chosen on" in html
+        # the deployed models are the chosen ones trained again with the held-out users' pairs
+        from explainer import results
+        report = results.recorded("orl", "ci")["adaptive"]
+        assert report["results"] and all(r["refit"] and r["selected"] for r in report["results"])
+        refit = [r for r in report["candidates"] if r["refit"]]
+        assert {r["recipe"] for r in refit} == {r["recipe"] for r in report["results"]}
+        chosen = {(r["recipe"], r["start"]) for r in report["candidates"] if r["selected"] and not r["refit"]}
+        assert chosen == {(r["recipe"], r["start"]) for r in refit}  # the depth the held-out users picked
 
 
 def assert_offline_deck(deck, executed: dict) -> None:

@@ -274,6 +274,7 @@ def test_recipe_candidates_are_chosen_on_held_out_users_within_the_time_budget(t
     bench = _bench("adaptive_pairs")
     assert bench.parse_variant("mirrored,epochs=3") == {"mirrored": True, "epochs": 3}
     assert bench.parse_variant("default") == {} and bench.parse_variant("flip,epochs=9") == {"flip": True, "epochs": 9}
+    assert bench.parse_variant("seed=2") == {"train_seed": 2}
 
     def row(variant, train_s, val, val_clean, outside):
         attacks_ = {a: {"validation_protection_after": val, "protection_after": 0.0, "protection_before": 1.0,
@@ -282,9 +283,13 @@ def test_recipe_candidates_are_chosen_on_held_out_users_within_the_time_budget(t
                 "validation_clean_accuracy_after": val_clean, "validation_clean_accuracy_before": 0.99,
                 "outside_clean_accuracy_after": 0.98, "outside_clean_accuracy_before": 0.99, "attacks": attacks_}
     rows = [row("default", 140, 0.2, 0.985, 0.3), row("epochs=12", 310, 0.1, 0.98, 0.0),
-            row("lr=0.01", 150, 0.05, 0.90, 0.0), row("mirrored", 200, 0.15, 0.99, 0.5)]
+            row("lr=0.01", 150, 0.05, 0.90, 0.0), row("mirrored", 200, 0.15, 0.99, 0.5),
+            row("mirrored,seed=1", 200, 0.05, 0.99, 0.3), row("refit", 250, 0.0, 1.0, 0.1)]
+    rows[-2]["train_seed"], rows[-1]["refit"] = 1, True
     chosen = bench.select_variant(rows, budget_s=300)
-    assert chosen["variant"] == "mirrored"  # epochs=12 over budget, lr=0.01 loses accuracy; outside figures ignored
+    # epochs=12 over budget, lr=0.01 loses accuracy, another seed measures a spread, a refit model trained on the
+    # held-out users; outside figures ignored
+    assert chosen["variant"] == "mirrored"
     for r in rows:
         r["selected"] = r is chosen
     page = tmp_path / "results.md"
@@ -292,3 +297,7 @@ def test_recipe_candidates_are_chosen_on_held_out_users_within_the_time_budget(t
     text = page.read_text()
     assert "## adaptive recipe candidates: lfw-deepfunneled-20 (classroom)" in text
     assert "| mirrored | 200 | 0.15 / 0.15 (0.150) | 0.990 | yes | 0.00 / 0.00 | 0.50 / 0.50 | 0.980 |" in text
+    assert "| refit | 250 | (trained on them) | (trained on them) |  | 0.00 / 0.00 | 0.10 / 0.10 | 0.980 |" in text
+    # the spread of the recipe trained twice: mean (lowest-highest) per attack
+    assert "| mirrored | ? 1 | 0.10 (0.05-0.15) / 0.10 (0.05-0.15) | 0.00 (0.00-0.00) / 0.00 (0.00-0.00) | " \
+           "0.40 (0.30-0.50) / 0.40 (0.30-0.50) | 0.98 (0.98-0.98) |" in text

@@ -30,7 +30,9 @@ setting was ever chosen on. The adaptive recipe's fixed settings (depths tried, 
 extra LowKey pairs) were chosen over LFW `classroom` runs in which that setting's protected
 users' results were visible: there, read the plain "robust FaceNet" row as tuned and the
 "outside the setting" row as the honest one. The `classroom` epochs were then chosen on held-out
-public users only (the "adaptive recipe candidates" section).
+public users only (the "adaptive recipe candidates" section). The deployed robust model is the
+chosen recipe trained once more with the held-out users' pairs as well (`refit`): those users
+cannot judge it any more, the people outside the setting can.
 """
 
 

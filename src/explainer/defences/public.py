@@ -29,6 +29,13 @@ class PublicData:
     def all(self) -> np.ndarray:
         return np.concatenate([self.train, self.validation])
 
+    def refit(self) -> "PublicData":
+        """The same photos with every public user training and nobody held out (``all`` keeps
+        its order, so the cloaks of ``all`` pair with ``train``): what the defender trains its
+        deployed model on once the held-out users have chosen the settings."""
+        everyone = np.union1d(self.train_identities, self.validation_identities)
+        return PublicData(self.all, self.validation[:0], everyone, self.validation_identities[:0])
+
 
 def public_data(setting: protocol.Setting, per_identity: int, validation_fraction: float = 0.2,
                 seed: int = 0, share: float = 1.0) -> PublicData:
@@ -61,15 +68,16 @@ def profile_public_data(setting: protocol.Setting, profile: str, seed: int = 0) 
 
 
 def public_cloaks(setting: protocol.Setting, public: PublicData, attack: str, profile: str, seed: int = 0,
-                  progress: bool = True, cache=None) -> attacks.CloakResult:
+                  progress: bool = True, cache=None, steps: int | None = None) -> attacks.CloakResult:
     """The defender's own cloaks of the public photos ``public.all`` (train then validation),
-    with the profile's ``public_modes`` run for ``public_steps`` (cached; no iterates are kept)."""
+    with the profile's ``public_modes`` run for ``public_steps``, or for ``steps`` when given
+    (cached; no iterates are kept)."""
     budget = resolve(profile).defender
     mode = budget.modes[attack]
     idx = public.all  # a targeted tool draws targets from every public user's scraped photos
     return attacks.cloak(setting.canvases[idx], attack, mode, users=setting.labels[idx],
                          pool=protocol.target_pool(setting), seed=seed, progress=progress, cache=cache,
-                         steps=budget.steps[attack])
+                         steps=steps or budget.steps[attack])
 
 
 def lowkey_extra_photos(setting: protocol.Setting, public: PublicData, profile: str, seed: int = 0,

@@ -114,7 +114,8 @@ def adaptive_model(scenario: Scenario, public: "defences.PublicData", public_clo
                    flip: bool = False, train_seed: int | None = None) -> "defences.RobustModel":
     """A robust FaceNet trained on the defender's cloaks of ``public.train`` and, when it has LowKey
     among ``public_cloaks``, the further LowKey pairs (``defences.lowkey_extra``), for
-    ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it). ``lowkey_share``, ``epochs``
+    ``epochs`` at ``lr`` (cached: notebooks 02, 04 and 05 share it; notebook 02 deploys the one
+    trained on ``public.refit()``). ``lowkey_share``, ``epochs``
     and ``lr`` default to the profile's ``public_lowkey_share``, ``robust_epochs`` and ``robust_lr``
     (``bench/adaptive_pairs.py`` varies them). ``mirrored`` adds every pair's mirror image
     (``defences.mirrored_pairs``); ``flip`` mirrors pairs at random as it trains
