@@ -55,9 +55,10 @@ def _protocol_rows(setting, clean_emb, protected_emb: dict[str, dict], classifie
 RECIPE_DEFAULTS_CHOSEN_ON = ("depths tried, lr and extra LowKey pairs: LFW classroom runs in which the protected "
                              "users' results were visible (tuned partly on the test users); classroom's epochs: "
                              "held-out public users only (bench/adaptive_pairs.py --variants); the deployed model "
-                             "is the chosen one trained again with the held-out users' pairs too (refit): adopted "
-                             "because held-out protection improved with more training users (bench variants "
-                             "users=0.5, users=0.75), then measured on people outside the setting")
+                             "is the chosen one trained again with the held-out users' pairs too (refit), on the "
+                             "evidence that held-out protection falls with more training users (bench variants "
+                             "users=0.5, users=0.75); its figures on people outside the setting were seen before "
+                             "that curve")
 
 
 def run_adaptive(scenario: Scenario, recipes: tuple[str, ...] = defences.RECIPES,
@@ -265,10 +266,11 @@ def cloak_shift(clean_emb: np.ndarray, cloaked_emb: np.ndarray) -> float:
 
 def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
     """How far cloaks still move photos, under the original FaceNet and each selected robust
-    model (trained without the held-out users, not refit), for three sets of cloaks: the defender's training pairs, held-out public users', and
-    the protected users' (never seen). A robust model that pulls its own training pairs together
-    but not the others has learnt those cloaks, not the attack: it needs more pairs. The last row
-    is the scale: two clean photos of one person."""
+    model (trained without the held-out users, not refit), for three sets of cloaks: the
+    defender's training pairs, held-out public users', and the protected users' (never seen). A
+    robust model that pulls its own training pairs together but not the others has learnt those
+    cloaks, not the attack: it needs more pairs. The last row is the scale: two clean photos of
+    one person."""
     setting, public, n = run.setting, run.public, len(run.public.train)
     protected_idx = setting.split.protected_train(setting.labels)
     groups = {"defender's training pairs": public.train, "held-out public users": public.validation,
