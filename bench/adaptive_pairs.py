@@ -118,6 +118,13 @@ def averaged(embedders, canvases, mirror: bool = False) -> np.ndarray:
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
+# a variant's keys: measure()'s keyword and the value's type (bool: a flag without a value)
+VARIANT_KEYS = {"epochs": ("epochs", int), "lr": ("lr", float), "lowkey_share": ("lowkey_share", float),
+                "lowkey_steps": ("lowkey_steps", int), "mirrored": ("mirrored", bool), "flip": ("flip", bool),
+                "tta": ("tta", bool), "ensemble": ("ensemble", int), "refit": ("refit", bool),
+                "users": ("users", float), "seed": ("train_seed", int)}
+
+
 def parse_variant(spec: str) -> dict:
     """``"mirrored,epochs=3"`` -> ``{"mirrored": True, "epochs": 3}``; ``"default"`` -> ``{}``.
     ``mirrored`` adds every pair's mirror image (twice the steps); ``flip`` mirrors each pair at
@@ -135,20 +142,10 @@ def parse_variant(spec: str) -> dict:
         key, _, value = part.partition("=")
         if key == "default":
             continue
-        if key in ("mirrored", "flip", "tta", "refit"):
-            kwargs[key] = True
-        elif key == "ensemble":
-            kwargs[key] = int(value)
-        elif key == "users":
-            kwargs[key] = float(value)
-        elif key in ("epochs", "lr", "lowkey_share"):
-            kwargs[key] = int(value) if key == "epochs" else float(value)
-        elif key == "seed":
-            kwargs["train_seed"] = int(value)
-        elif key == "lowkey_steps":
-            kwargs[key] = int(value)
-        else:
-            raise SystemExit(f"unknown key {key!r} in variant {spec!r} (epochs, lr, lowkey_share, lowkey_steps, mirrored, flip, tta, ensemble, refit, users, seed)")
+        if key not in VARIANT_KEYS:
+            raise SystemExit(f"unknown key {key!r} in variant {spec!r} ({', '.join(VARIANT_KEYS)})")
+        name, kind = VARIANT_KEYS[key]
+        kwargs[name] = True if kind is bool else kind(value)
     return kwargs
 
 
@@ -156,8 +153,8 @@ def select_variant(rows: list[dict], budget_s: float) -> dict:
     """The rule, on held-out public users only: among candidates that train within ``budget_s``,
     ``defences.select`` (lowest mean validation protection, validation clean accuracy within 2
     points of the original model's). The protected users and the people outside the setting
-    play no part. Rows trained with another seed (``seed=``) measure a recipe's spread: they are
-    not candidates."""
+    play no part. Rows trained with another seed (``seed=``) measure a recipe's spread and
+    ``refit`` rows trained on the held-out users: neither is a candidate."""
     recipes = [r for r in rows if "seed=" not in r["variant"] and not r.get("refit")] or rows
     affordable = [r for r in recipes if r["train_s"] <= budget_s] or recipes
     scored = [{"row": r, "validation_protection": r["validation_protection_mean_after"],
@@ -216,8 +213,9 @@ def write_section(page: str, data: str, profile: str, rows: list[dict], budget_s
         f"({rows[0]['validation_clean_accuracy_before']:.3f}). The last three columns played no part in the choice. "
         f"Not candidates: `seed=N` rows (the recipe trained with another seed: its spread) and `refit` rows (the "
         f"recipe trained again with the held-out users' pairs too, as notebook 02 deploys it: the held-out users "
-        f"cannot judge it). `users=F`: trained on that share of the training users (how protection on the held-out users changes with the number of people trained on). "
-        f"`lowkey_steps=N`: the defender's LowKey cloaks of its public photos, held-out users' included, run for N steps. "
+        f"cannot judge it). `users=F`: trained on that share of the training users (how protection on the held-out "
+        f"users changes with the number of people trained on). `lowkey_steps=N`: the defender's LowKey cloaks of its "
+        f"public photos, held-out users' included, run for N steps. "
         f"The original model's protection: {rates(rows[0], 'protection_before')} on the setting's protected users, "
         f"{rates(rows[0], 'outside_protection_before')} on the people outside it, with clean accuracy "
         f"{rows[0].get('outside_clean_accuracy_before', float('nan')):.3f}.\n\n"
@@ -244,7 +242,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mirrored", action="store_true", help="add every pair's mirror image (augmentation)")
     parser.add_argument("--variants", nargs="+", metavar="SPEC",
                         help="candidate recipes at the first share, e.g. default epochs=12 mirrored mirrored,epochs=3 "
-                             "(keys: epochs, lr, lowkey_share, lowkey_steps, mirrored, flip, tta, ensemble, refit, users, seed: training seed); the rule of select_variant picks one")
+                             f"(keys: {', '.join(VARIANT_KEYS)}; seed: the training seed); the rule of select_variant picks one")
     parser.add_argument("--held-out-lowkey-steps", type=int, default=None,
                         help="score every candidate on held-out users' LowKey cloaks of this many steps (default: "
                              "the candidate's own; the users' strength makes the rule compare like with like)")

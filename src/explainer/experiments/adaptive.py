@@ -278,7 +278,7 @@ def adaptive_generalisation(run: AdaptiveRun, cache=None) -> list[dict]:
     rows = {(a, g): {"attack": a, "cloaks": g, "photos": len(idx)} for a in run.cloaks for g, idx in groups.items()}
     held_out = public.validation
     scale = {"attack": "none", "cloaks": "two clean photos of one person", "photos": len(held_out)}
-    for name, embed in original_and_robust(list((run.selected or run.robust).values()), cache).items():
+    for name, embed in original_and_robust(list(run.selected.values()), cache).items():
         clean = embed(setting.canvases)  # every photo embedded once per model
         for a in run.cloaks:
             public_emb = embed(run.public_cloaks[a].cloaked)
